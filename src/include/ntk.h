@@ -1,0 +1,381 @@
+/*
+ * ntk.h -- libntk, empirical Neural Tangent Kernels in C.
+ *
+ * ==========================================================================
+ * Usage guide
+ * ==========================================================================
+ *
+ * Everything starts from a context. It owns the last error message, the
+ * allocator, the thread count and the progress and logging hooks; nothing
+ * in the library is global. Use one context per thread.
+ *
+ *     ntk_ctx *ctx;
+ *     if (ntk_ctx_create(&ctx) != NTK_OK) return 1;
+ *
+ * Matrices are plain views: row-major doubles, rows x cols, contiguous.
+ * The library never keeps a pointer to a view's data after a call returns,
+ * and the caller owns every buffer it passes in (inputs and outputs).
+ *
+ *     size_t sizes[] = {784, 512, 512, 10};
+ *     ntk_act acts[] = {NTK_ACT_RELU, NTK_ACT_RELU};
+ *     ntk_mlp_spec spec;
+ *     ntk_mlp_spec_init(&spec);            // documented defaults
+ *     spec.depth = 3; spec.sizes = sizes; spec.acts = acts; spec.seed = 42;
+ *     ntk_net *net;
+ *     if (ntk_mlp_create(ctx, &spec, &net) != NTK_OK)
+ *         fprintf(stderr, "%s\n", ntk_ctx_error(ctx));
+ *
+ *     ntk_mat X = {N, 784, xdata};          // N samples, one per row
+ *     ntk_mat K = {N * 10, N * 10, kdata}; // caller-allocated output
+ *     ntk_kernel_opts ko;
+ *     ntk_kernel_opts_init(&ko);
+ *     ntk_status st = ntk_net_ntk(ctx, net, &X, NULL, &ko, &K);
+ *
+ *     ntk_net_destroy(ctx, net);            // objects die with the context
+ *     ntk_ctx_destroy(ctx);                 // that made them
+ *
+ * Every function that can fail returns an ntk_status; on failure the
+ * message for it is ntk_ctx_error(ctx), valid until the next call on that
+ * context. No function prints, aborts or exits on bad input.
+ *
+ * Output sizes are always known before a call (ntk_kernel_shape tells them
+ * for kernels), so the caller allocates: a Lua binding can put the buffer
+ * inside a userdata where the garbage collector sees it, a C host can use
+ * its own pool.
+ *
+ * From Lua
+ * --------
+ * The Lua 5.4 module `ntk.core` (luaopen_ntk_core) wraps this API; the Lua
+ * layer `ntk` (lua/ntk/init.lua) adds the ergonomic part. A host that
+ * embeds Lua registers the native part and then requires the Lua layer:
+ *
+ *     luaL_requiref(L, "ntk.core", luaopen_ntk_core, 0); lua_pop(L, 1);
+ *     // or: package.preload["ntk.core"] = luaopen_ntk_core
+ *     luaL_dostring(L, "ntk = require 'ntk'");
+ *
+ * Conventions
+ * -----------
+ * - Indices in this C API are 0-based; the Lua API is 1-based.
+ * - Sizes are size_t; products of sizes are checked for overflow before
+ *   anything is allocated (NTK_ERR_OVERFLOW).
+ * - NaN or Inf in an input is refused with NTK_ERR_INVALID.
+ * - Long computations call the context's progress hook; a hook returning
+ *   nonzero cancels the work, which frees what it held and returns
+ *   NTK_ERR_INTERRUPTED.
+ */
+#ifndef NTK_H
+#define NTK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NTK_VERSION_MAJOR 0
+#define NTK_VERSION_MINOR 1
+#define NTK_VERSION_PATCH 0
+#define NTK_VERSION_STRING "0.1.0"
+
+/* Exported symbols; the static library and in-tree builds need nothing. */
+#if defined(_WIN32) && defined(NTK_SHARED_BUILD)
+#define NTK_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define NTK_API __attribute__((visibility("default")))
+#else
+#define NTK_API
+#endif
+
+/* ------------------------------------------------------------------------
+ * Status codes and the context
+ * ---------------------------------------------------------------------- */
+
+typedef enum ntk_status {
+    NTK_OK = 0,
+    NTK_ERR_INVALID,     /* an argument's value is wrong (name, range, NaN) */
+    NTK_ERR_SHAPE,       /* dimensions do not agree */
+    NTK_ERR_NOMEM,       /* the allocator failed */
+    NTK_ERR_OVERFLOW,    /* a size computation would overflow */
+    NTK_ERR_IO,          /* a file could not be opened, read or written */
+    NTK_ERR_FORMAT,      /* a file's contents are malformed */
+    NTK_ERR_NUMERIC,     /* LAPACK failed, matrix not positive definite... */
+    NTK_ERR_NOCONV,      /* an iterative method did not converge */
+    NTK_ERR_INTERRUPTED, /* the progress hook asked to stop */
+    NTK_ERR_UNSUPPORTED  /* valid request this build cannot serve */
+} ntk_status;
+
+/* A short constant name for a status ("invalid argument", ...). */
+NTK_API const char *ntk_status_string(ntk_status st);
+
+/* Library version as a string; equal to NTK_VERSION_STRING of the build. */
+NTK_API const char *ntk_version(void);
+
+typedef struct ntk_ctx ntk_ctx;
+
+/*
+ * Allocator with the contract of lua_Alloc: new_size == 0 frees ptr and
+ * returns NULL; otherwise it returns a block of new_size bytes holding the
+ * first min(old_size, new_size) bytes of ptr (ptr may be NULL), or NULL on
+ * failure, in which case ptr is left untouched.
+ */
+typedef void *(*ntk_alloc_fn)(void *ud, void *ptr, size_t old_size,
+                              size_t new_size);
+
+/*
+ * Progress hook: `task` names the work ("ntk", "jacobian", ...), `done` of
+ * `total` units are finished. Called at the start (done = 0), between
+ * blocks of work and at the end (done = total). Return 0 to go on, nonzero
+ * to cancel: the running call then returns NTK_ERR_INTERRUPTED.
+ */
+typedef int (*ntk_progress_fn)(void *ud, const char *task, double done,
+                               double total);
+
+/* Logging hook for diagnostics the library thinks a user might want. */
+enum { NTK_LOG_DEBUG = 0, NTK_LOG_INFO = 1, NTK_LOG_WARN = 2 };
+typedef void (*ntk_log_fn)(void *ud, int level, const char *msg);
+
+/* Create a context that uses malloc/realloc/free. */
+NTK_API ntk_status ntk_ctx_create(ntk_ctx **out);
+/* Create a context with a custom allocator (also used for the context). */
+NTK_API ntk_status ntk_ctx_create_with(ntk_ctx **out, ntk_alloc_fn alloc,
+                                       void *alloc_ud);
+/* Destroy a context; NULL is accepted. */
+NTK_API void ntk_ctx_destroy(ntk_ctx *ctx);
+/* Message for the last failure on this context ("" if none). */
+NTK_API const char *ntk_ctx_error(const ntk_ctx *ctx);
+/* Forget the last error. */
+NTK_API void ntk_ctx_clear_error(ntk_ctx *ctx);
+NTK_API void ntk_ctx_set_progress(ntk_ctx *ctx, ntk_progress_fn fn, void *ud);
+NTK_API void ntk_ctx_set_log(ntk_ctx *ctx, ntk_log_fn fn, void *ud);
+/*
+ * Threads for BLAS and for the library's own loops; 0 means every core.
+ * OpenBLAS keeps one process-wide thread count: the context applies its
+ * setting when one of its computations starts.
+ */
+NTK_API ntk_status ntk_ctx_set_threads(ntk_ctx *ctx, int threads);
+/* The effective thread count (every core when set to 0). */
+NTK_API int ntk_ctx_threads(const ntk_ctx *ctx);
+/* Bytes currently allocated through this context's allocator. */
+NTK_API size_t ntk_ctx_bytes_in_use(const ntk_ctx *ctx);
+
+/* ------------------------------------------------------------------------
+ * Matrices
+ * ---------------------------------------------------------------------- */
+
+/* A view of rows x cols row-major doubles at data (caller-owned). */
+typedef struct ntk_mat {
+    size_t rows, cols;
+    double *data;
+} ntk_mat;
+
+/* rows * cols, or NTK_ERR_OVERFLOW if that or its byte size overflows. */
+NTK_API ntk_status ntk_mat_count(ntk_ctx *ctx, size_t rows, size_t cols,
+                                 size_t *count);
+/* C = alpha * op(A) op(B) + beta * C through dgemm; shapes checked. */
+NTK_API ntk_status ntk_mat_gemm(ntk_ctx *ctx, int trans_a, int trans_b,
+                                double alpha, const ntk_mat *a,
+                                const ntk_mat *b, double beta, ntk_mat *c);
+/* First non-finite entry of m, if any: returns 1 and its position. */
+NTK_API int ntk_mat_find_nonfinite(const ntk_mat *m, size_t *row,
+                                   size_t *col);
+
+/* Seeded generator (xoshiro256** seeded through splitmix64; normals by the
+ * polar method with the library's own logarithm), bit-identical on every
+ * IEEE-754 machine. */
+typedef struct ntk_rng {
+    uint64_t s[4];
+    double spare;
+    int has_spare;
+} ntk_rng;
+NTK_API void ntk_rng_seed(ntk_rng *rng, uint64_t seed);
+NTK_API uint64_t ntk_rng_next(ntk_rng *rng);
+/* Uniform in [0, 1) with 53 random bits. */
+NTK_API double ntk_rng_uniform(ntk_rng *rng);
+/* Standard normal. */
+NTK_API double ntk_rng_normal(ntk_rng *rng);
+/* Fill m with standard normals, row by row. */
+NTK_API void ntk_rng_fill_normal(ntk_rng *rng, ntk_mat *m);
+
+/* ------------------------------------------------------------------------
+ * Networks: multilayer perceptrons
+ * ---------------------------------------------------------------------- */
+
+typedef enum ntk_act {
+    NTK_ACT_IDENTITY = 0,
+    NTK_ACT_RELU,
+    NTK_ACT_TANH,
+    NTK_ACT_SIGMOID,
+    NTK_ACT_ERF,
+    NTK_ACT_GELU,     /* x * Phi(x), the exact erf form */
+    NTK_ACT_SOFTPLUS, /* log(1 + e^x) */
+    NTK_ACT_SIN,
+    NTK_ACT_COUNT
+} ntk_act;
+
+/* Parse an activation name; NTK_ERR_INVALID lists the known names. */
+NTK_API ntk_status ntk_act_parse(ntk_ctx *ctx, const char *name, ntk_act *out);
+NTK_API const char *ntk_act_name(ntk_act act);
+/* phi(x) and phi'(x) elementwise over n values (y or dy may be NULL). */
+NTK_API void ntk_act_apply(ntk_act act, const double *x, size_t n, double *y,
+                           double *dy);
+
+typedef enum ntk_param {
+    NTK_PARAM_NTK = 0, /* z = (w_std / sqrt(n_in)) W a + b_std b, W, b ~ N(0,1) */
+    NTK_PARAM_STANDARD /* z = W a + b, W ~ N(0, w_std^2/n_in), b ~ N(0, b_std^2) */
+} ntk_param;
+
+NTK_API ntk_status ntk_param_parse(ntk_ctx *ctx, const char *name,
+                                   ntk_param *out);
+NTK_API const char *ntk_param_name(ntk_param p);
+
+#define NTK_DEFAULT_WEIGHT_STD 1.0
+#define NTK_DEFAULT_BIAS_STD 0.1
+
+typedef struct ntk_mlp_spec {
+    size_t depth;        /* dense layers L >= 1 */
+    const size_t *sizes; /* L + 1 widths: input n, hidden..., output m */
+    const ntk_act *acts; /* L - 1 hidden activations (NULL: all relu) */
+    ntk_param param;     /* default NTK_PARAM_NTK */
+    double weight_std;   /* default NTK_DEFAULT_WEIGHT_STD */
+    double bias_std;     /* default NTK_DEFAULT_BIAS_STD */
+    uint64_t seed;       /* default 0 */
+} ntk_mlp_spec;
+
+NTK_API void ntk_mlp_spec_init(ntk_mlp_spec *spec);
+
+typedef struct ntk_net ntk_net;
+
+/*
+ * Build an MLP and draw its parameters: one generator seeded with
+ * spec->seed fills the parameter vector in order (W1, b1, W2, b2, ...),
+ * each entry a standard normal times the layer's init scale.
+ */
+NTK_API ntk_status ntk_mlp_create(ntk_ctx *ctx, const ntk_mlp_spec *spec,
+                                  ntk_net **out);
+NTK_API ntk_status ntk_net_copy(ntk_ctx *ctx, const ntk_net *net,
+                                ntk_net **out);
+/* Free a network made with ctx; NULL is accepted. */
+NTK_API void ntk_net_destroy(ntk_ctx *ctx, ntk_net *net);
+
+NTK_API size_t ntk_net_depth(const ntk_net *net);
+/* Width of layer l: l = 0 is the input, l = depth the output. */
+NTK_API size_t ntk_net_width(const ntk_net *net, size_t l);
+NTK_API size_t ntk_net_input_dim(const ntk_net *net);
+NTK_API size_t ntk_net_output_dim(const ntk_net *net);
+NTK_API size_t ntk_net_num_params(const ntk_net *net);
+/* Activation after dense layer l (1-based, l < depth); the last is linear. */
+NTK_API ntk_act ntk_net_act(const ntk_net *net, size_t l);
+NTK_API ntk_param ntk_net_param(const ntk_net *net);
+NTK_API double ntk_net_weight_std(const ntk_net *net);
+NTK_API double ntk_net_bias_std(const ntk_net *net);
+/* Multipliers of dense layer l (1-based) in z = c_w W a + c_b b. */
+NTK_API void ntk_net_layer_scales(const ntk_net *net, size_t l, double *c_w,
+                                  double *c_b);
+/* Offset in the parameter vector of layer l's W (b follows W). */
+NTK_API size_t ntk_net_layer_offset(const ntk_net *net, size_t l);
+
+/*
+ * The parameter vector (seed note eq. 3): layer by layer, W^[l] as
+ * n_l x n_{l-1} in row-major order, then b^[l]. Read-only view owned by
+ * the network.
+ */
+NTK_API const double *ntk_net_params(const ntk_net *net);
+/* Replace all P parameters; refuses NaN and Inf. */
+NTK_API ntk_status ntk_net_set_params(ntk_ctx *ctx, ntk_net *net,
+                                      const double *theta, size_t count);
+/* Copy layer l's W (n_l x n_{l-1}) and b (n_l x 1) into caller views. */
+NTK_API ntk_status ntk_net_get_layer(ntk_ctx *ctx, const ntk_net *net,
+                                     size_t l, ntk_mat *w, ntk_mat *b);
+/* Set layer l from W (n_l x n_{l-1}) and b (n_l x 1 or 1 x n_l). */
+NTK_API ntk_status ntk_net_set_layer(ntk_ctx *ctx, ntk_net *net, size_t l,
+                                     const ntk_mat *w, const ntk_mat *b);
+
+/* Y (N x m) = f(X) for X (N x n), one sample per row. */
+NTK_API ntk_status ntk_net_forward(ntk_ctx *ctx, const ntk_net *net,
+                                   const ntk_mat *x, ntk_mat *y);
+
+/*
+ * Jacobian of the outputs with respect to the parameters: J is (N m) x P,
+ * rows i*m .. i*m + m - 1 are Df(x_i)^T (0-based i). Reverse mode with all
+ * m output seeds and every sample at once, one matrix product per layer.
+ */
+NTK_API ntk_status ntk_net_jacobian(ntk_ctx *ctx, const ntk_net *net,
+                                    const ntk_mat *x, ntk_mat *j);
+
+/* ------------------------------------------------------------------------
+ * Neural tangent kernels
+ * ---------------------------------------------------------------------- */
+
+typedef enum ntk_mode {
+    NTK_MODE_FULL = 0, /* (N1 m) x (N2 m) block kernel */
+    NTK_MODE_TRACE,    /* N1 x N2, sum (or mean) over outputs of each block's diagonal */
+    NTK_MODE_OUTPUTS,  /* m kernels N1 x N2, one per output */
+    NTK_MODE_BLOCKS    /* diagonal blocks only, (N m) x m; needs X2 == NULL */
+} ntk_mode;
+
+typedef enum ntk_method {
+    NTK_METHOD_AUTO = 0, /* choose by a flop and memory estimate */
+    NTK_METHOD_JACOBIAN, /* contract explicit Jacobian chunks */
+    NTK_METHOD_STRUCTURED /* per-layer factorisation, no P-sized Jacobian */
+} ntk_method;
+
+#define NTK_DEFAULT_MEMORY ((size_t)1 << 30)
+
+typedef struct ntk_kernel_opts {
+    ntk_mode mode;
+    ntk_method method;
+    int normalize_mean; /* trace mode: divide by m */
+    size_t memory;      /* bytes of working memory beyond the output; 0: default */
+    size_t chunk;       /* samples per chunk; 0: derive from memory */
+} ntk_kernel_opts;
+
+NTK_API void ntk_kernel_opts_init(ntk_kernel_opts *opts);
+
+/*
+ * Shape of a kernel result: `count` matrices of rows x cols (count is m in
+ * "outputs" mode, else 1). n2 == 0 means the symmetric kernel of X1.
+ */
+NTK_API ntk_status ntk_kernel_shape(ntk_ctx *ctx, const ntk_net *net,
+                                    size_t n1, size_t n2,
+                                    const ntk_kernel_opts *opts, size_t *rows,
+                                    size_t *cols, size_t *count);
+
+/* What a kernel computation would do; filled by ntk_net_ntk_plan. */
+typedef struct ntk_plan {
+    ntk_method method; /* resolved, never AUTO */
+    double flops;      /* estimated floating-point operations */
+    size_t memory;     /* estimated peak working bytes beyond the output */
+    size_t chunk;      /* samples per chunk */
+    double flops_jacobian, flops_structured; /* both estimates */
+} ntk_plan;
+
+NTK_API ntk_status ntk_net_ntk_plan(ntk_ctx *ctx, const ntk_net *net,
+                                    size_t n1, size_t n2,
+                                    const ntk_kernel_opts *opts,
+                                    ntk_plan *plan);
+
+/*
+ * The empirical NTK. X2 == NULL gives the symmetric kernel of X1 (one
+ * triangle computed, then mirrored). `out` points to `count` caller-owned
+ * matrices of the shape ntk_kernel_shape gives.
+ */
+NTK_API ntk_status ntk_net_ntk(ntk_ctx *ctx, const ntk_net *net,
+                               const ntk_mat *x1, const ntk_mat *x2,
+                               const ntk_kernel_opts *opts, ntk_mat *out);
+
+/* ------------------------------------------------------------------------
+ * Sections added by later work go below, each under its own heading.
+ * ---------------------------------------------------------------------- */
+
+/* @@ linalg @@ (eigen routines, kernel methods) */
+
+/* @@ io @@ (loaders and persistence) */
+
+/* @@ train @@ (training and analytic kernels) */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NTK_H */
