@@ -18,4 +18,9 @@ function ntk.vector(t)
   return core.matrix(t)
 end
 
+-- Sections, each a file lua/ntk/<name>.lua returning function(ntk, core).
+for _, name in ipairs{"linalg", "data", "plot", "train"} do
+  require("ntk." .. name)(ntk, core)
+end
+
 return ntk

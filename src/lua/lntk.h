@@ -81,6 +81,8 @@ void lntk_progress_end(lua_State *L, lntk_progress *p);
  * top of the stack and creates its metatables. */
 void lntk_open_matrix(lua_State *L, int ctx_idx);
 void lntk_open_net(lua_State *L, int ctx_idx);
-void lntk_open_progress(lua_State *L, int ctx_idx);
+void lntk_open_linalg(lua_State *L, int ctx_idx); /* eigen, kernel methods */
+void lntk_open_io(lua_State *L, int ctx_idx);     /* loaders, persistence */
+void lntk_open_train(lua_State *L, int ctx_idx);  /* training, analytic kernels */
 
 #endif

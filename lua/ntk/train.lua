@@ -1,0 +1,4 @@
+-- ntk.train: Lua-side part of the train section (filled in by its issue).
+-- init.lua calls the returned function with the module table and ntk.core.
+return function(ntk, core)
+end

@@ -1,0 +1,8 @@
+/* ntk.core section: linalg (filled in by its issue). */
+#include "lntk.h"
+
+void lntk_open_linalg(lua_State *L, int ctx_idx)
+{
+    (void)L;
+    (void)ctx_idx;
+}
