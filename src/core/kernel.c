@@ -103,16 +103,41 @@ ntk_status ntk_net_ntk_plan(ntk_ctx *ctx, const ntk_net *net, size_t n1,
     return NTK_OK;
 }
 
-void ntk__mirror_upper(double *a, size_t n, size_t ld)
+/* Tiles keep both the rows read and the rows written in cache. */
+#define MIRROR_TILE 64
+
+typedef struct mirror_arg {
+    double *a;
+    size_t n, ld;
+} mirror_arg;
+
+/* Lower-triangle rows of the row tiles lo..hi-1. */
+static void mirror_rows(void *p, size_t lo, size_t hi)
 {
-    /* Tiles keep both the rows read and the rows written in cache. */
-    const size_t T = 64;
-    for (size_t i0 = 0; i0 < n; i0 += T)
+    const mirror_arg *m = p;
+    double *a = m->a;
+    size_t n = m->n, ld = m->ld, T = MIRROR_TILE;
+    for (size_t bi = lo; bi < hi; bi++) {
+        size_t i0 = bi * T, i1 = i0 + T < n ? i0 + T : n;
         for (size_t j0 = 0; j0 <= i0; j0 += T) {
-            size_t i1 = i0 + T < n ? i0 + T : n, j1 = j0 + T < n ? j0 + T : n;
+            size_t j1 = j0 + T < n ? j0 + T : n;
             for (size_t i = i0; i < i1; i++)
                 for (size_t j = j0; j < j1 && j < i; j++) a[i * ld + j] = a[j * ld + i];
         }
+    }
+}
+
+void ntk__mirror_upper(double *a, size_t n, size_t ld)
+{
+    mirror_arg m = {a, n, ld};
+    mirror_rows(&m, 0, (n + MIRROR_TILE - 1) / MIRROR_TILE);
+}
+
+void ntk__mirror_upper_par(ntk_ctx *ctx, double *a, size_t n, size_t ld)
+{
+    mirror_arg m = {a, n, ld};
+    ntk__parallel(ctx, (n + MIRROR_TILE - 1) / MIRROR_TILE, 1,
+                  (double)n * (double)n / 2, mirror_rows, &m);
 }
 
 ntk_status ntk_net_ntk(ntk_ctx *ctx, const ntk_net *net, const ntk_mat *x1,

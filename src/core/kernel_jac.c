@@ -168,6 +168,6 @@ ntk_status ntk__ntk_jacobian(ntk_ctx *ctx, const ntk_kreq *rq)
     if (st) return st;
     if (rq->sym && rq->mode != NTK_MODE_BLOCKS)
         for (size_t a = 0; a < rq->count; a++)
-            ntk__mirror_upper(rq->out[a].data, rq->out[a].rows, rq->out[a].cols);
+            ntk__mirror_upper_par(ctx, rq->out[a].data, rq->out[a].rows, rq->out[a].cols);
     return NTK_OK;
 }

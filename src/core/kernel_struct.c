@@ -58,9 +58,9 @@ static double feature_bytes(const ntk_net *net)
 static double tile_bytes(const ntk_net *net, ntk_mode mode, size_t t)
 {
     double m = (double)ntk_net_output_dim(net);
-    if (mode == NTK_MODE_BLOCKS) return 8.0 * (m * m + m + 1);
+    if (mode == NTK_MODE_BLOCKS) return 8.0 * (m * m + 3);
     double tr = (double)t * (double)rows_per_sample(net, mode);
-    return 8.0 * (tr * tr + (double)t * (double)t + tr);
+    return 8.0 * (tr * tr + 3.0 * (double)t * (double)t);
 }
 
 static size_t to_size(double v)
@@ -94,7 +94,10 @@ static void choose(const ntk_net *net, size_t n1, size_t n2, bool sym, ntk_mode 
         else c = to_size(fit / 2);
     }
     c = min_sz(max_sz(c, 1), nmax);
-    *tile = min_sz(t, c);
+    /* Even tiles: no thin leftover tile running BLAS at a poor rate. */
+    t = min_sz(t, c);
+    size_t ntiles = (c + t - 1) / t;
+    *tile = (c + ntiles - 1) / ntiles;
     *chunk_out = c;
     *one = (sym && c >= n1) || mode == NTK_MODE_BLOCKS;
 }
@@ -209,164 +212,237 @@ typedef struct swork {
     const ntk_kreq *rq;
     const ntk_net *net;
     size_t m, t;
-    double *buf;  /* product tile, (t r) x (t r) */
-    double *gram; /* t x t */
-    double *grow; /* one row of the Gram tile expanded to t r columns */
+    double *buf;  /* product tile of a later layer, (t r) x (t r) */
+    double *gram; /* three t x t Gram tiles: first layer, current, last */
     double done, total;
 } swork;
 
-/* gram (ni x nj) = s (c_w^2 A_I A_J^T + c_b^2) for layer k's inputs. */
-static void gram_tile(const swork *w, size_t k, const sfeat *fi, size_t ia, size_t ni,
-                      const sfeat *fj, size_t ja, size_t nj, double s)
+/* g (ni x nj) = s (c_w^2 A_I A_J^T + c_b^2) for layer k's inputs. */
+static void gram_tile(const swork *w, double *g, size_t k, const sfeat *fi, size_t ia,
+                      size_t ni, const sfeat *fj, size_t ja, size_t nj)
 {
     const ntk_net *net = w->net;
     size_t nin = net->sizes[k];
-    double cw = net->cw[k], cb = net->cb[k], fill = s * cb * cb;
+    double s = w->rq->scale, cw = net->cw[k], cb = net->cb[k];
     const double *ai = ntk__tape_input(net, &fi->tape, k) + ia * nin;
     const double *aj = ntk__tape_input(net, &fj->tape, k) + ja * nin;
-    for (size_t q = 0; q < ni * nj; q++) w->gram[q] = fill;
+    for (size_t q = 0; q < ni * nj; q++) g[q] = s * cb * cb;
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)ni, (int)nj, (int)nin,
-                s * cw * cw, ai, (int)nin, aj, (int)nin, 1.0, w->gram, (int)nj);
+                s * cw * cw, ai, (int)nin, aj, (int)nin, 1.0, g, (int)nj);
 }
 
+/* Columns of an expanded Gram row held on the stack at a time. */
+#define EXPAND 256
+
+typedef enum { OUT_ZERO, OUT_SCALE, OUT_KEEP } out_start;
+
 /*
- * out (ni r x nj r, stride ldo) = or += gram ⊙ buf, the Gram factor of
- * sample pair (i, j) applied to its r x r block. diag: only the upper
- * triangle (the tile straddles the diagonal of a symmetric kernel).
+ * One pass over an output tile (ni r x nj r, stride ldo), entry (i a, j b):
+ *   out = {0 | g0[i,j] out | out} + gk[i,j] buf + [a == b] mult gl[i,j]
+ * with the gk and gl terms optional. The first layer's product is written
+ * into the output by BLAS and scaled here, so the tile is streamed once
+ * per later layer rather than once per layer plus once for the sum.
  */
-static void combine(const swork *w, double *out, size_t ldo, size_t ni, size_t nj,
-                    size_t r, bool diag, bool set)
+typedef struct pass_arg {
+    double *out;
+    size_t ldo, nj, r;
+    bool diag; /* upper triangle only */
+    out_start start;
+    const double *g0, *gk, *buf, *gl;
+    double mult;
+} pass_arg;
+
+/* Gram row g (one entry per sample) expanded to columns c0..c1-1. */
+static const double *expand(const double *g, size_t r, size_t c0, size_t c1, double *e)
 {
-    size_t cols = nj * r;
-    for (size_t i = 0; i < ni; i++) {
-        const double *g = w->gram + i * nj;
-        if (r > 1) {
-            for (size_t j = 0; j < nj; j++)
-                for (size_t a = 0; a < r; a++) w->grow[j * r + a] = g[j];
-            g = w->grow;
-        }
-        for (size_t a = 0; a < r; a++) {
-            size_t row = i * r + a, c0 = diag ? row : 0;
-            double *o = out + row * ldo;
-            const double *b = w->buf + row * cols;
-            if (set)
-                for (size_t c = c0; c < cols; c++) o[c] = g[c] * b[c];
-            else
-                for (size_t c = c0; c < cols; c++) o[c] += g[c] * b[c];
+    if (r == 1) return g + c0;
+    for (size_t j = c0 / r, c = c0; c < c1; j++) {
+        size_t end = (j + 1) * r < c1 ? (j + 1) * r : c1;
+        for (; c < end; c++) e[c - c0] = g[j];
+    }
+    return e;
+}
+
+static void pass_rows(void *p, size_t lo, size_t hi)
+{
+    const pass_arg *pa = p;
+    size_t r = pa->r, nj = pa->nj, cols = nj * r;
+    double e0[EXPAND], ek[EXPAND];
+    for (size_t i = lo; i < hi; i++) {
+        size_t first = pa->diag ? i * r : 0;
+        for (size_t c0 = first - first % EXPAND; c0 < cols; c0 += EXPAND) {
+            size_t c1 = c0 + EXPAND < cols ? c0 + EXPAND : cols;
+            const double *x0 = pa->start == OUT_SCALE
+                                   ? expand(pa->g0 + i * nj, r, c0, c1, e0) - c0 : NULL;
+            const double *xk = pa->gk ? expand(pa->gk + i * nj, r, c0, c1, ek) - c0 : NULL;
+            for (size_t a = 0; a < r; a++) {
+                size_t row = i * r + a, from = pa->diag && row > c0 ? row : c0;
+                double *o = pa->out + row * pa->ldo;
+                const double *b = pa->buf ? pa->buf + row * cols : NULL;
+                switch (pa->start) {
+                case OUT_ZERO:
+                    for (size_t c = from; c < c1; c++) o[c] = 0;
+                    break;
+                case OUT_SCALE:
+                    if (b)
+                        for (size_t c = from; c < c1; c++) o[c] = x0[c] * o[c] + xk[c] * b[c];
+                    else
+                        for (size_t c = from; c < c1; c++) o[c] *= x0[c];
+                    break;
+                case OUT_KEEP:
+                    for (size_t c = from; c < c1; c++) o[c] += xk[c] * b[c];
+                    break;
+                }
+                if (pa->gl) {
+                    /* block diagonals: columns j r + a */
+                    size_t j = from > a ? (from - a + r - 1) / r : 0;
+                    for (size_t c = j * r + a; c < c1; c += r, j++)
+                        o[c] += pa->mult * pa->gl[i * nj + j];
+                }
+            }
         }
     }
 }
 
-/* The last layer's share, gram ⊗ I (times `mult` in trace mode), added on
- * the diagonal of every r x r block; `set` when no product layer came before. */
-static void add_last(const swork *w, double *out, size_t ldo, size_t ni, size_t nj,
-                     size_t r, bool diag, bool set, double mult)
+static void pass(const swork *w, pass_arg *pa, size_t ni)
 {
-    if (set)
-        for (size_t row = 0; row < ni * r; row++)
-            memset(out + row * ldo, 0, nj * r * sizeof(double));
-    for (size_t i = 0; i < ni; i++)
-        for (size_t j = diag ? i : 0; j < nj; j++) {
-            double g = mult * w->gram[i * nj + j];
-            for (size_t a = 0; a < r; a++) out[(i * r + a) * ldo + j * r + a] += g;
-        }
+    double work = (double)ni * (double)pa->nj * (double)pa->r * (double)pa->r;
+    ntk__parallel(w->ctx, ni, 1, pa->diag ? work / 2 : work, pass_rows, pa);
 }
 
-/* buf = X_I X_J^T for ni x nj rows of length len (strides ldi, ldj);
+/* dst = X_I X_J^T for ni x nj rows of length len (strides ldi, ldj);
  * only the upper triangle when diag. */
-static void product(const swork *w, const double *xi, size_t ldi, size_t ni,
+static void product(double *dst, size_t ldd, const double *xi, size_t ldi, size_t ni,
                     const double *xj, size_t ldj, size_t nj, size_t len, bool diag)
 {
     if (diag)
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)ni, (int)len, 1.0, xi,
-                    (int)ldi, 0.0, w->buf, (int)ni);
+                    (int)ldi, 0.0, dst, (int)ldd);
     else
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)ni, (int)nj, (int)len,
-                    1.0, xi, (int)ldi, xj, (int)ldj, 0.0, w->buf, (int)nj);
+                    1.0, xi, (int)ldi, xj, (int)ldj, 0.0, dst, (int)ldd);
 }
 
-/* One output tile: samples ia.. of fi (global i0) against ja.. of fj
- * (global j0). diag: the same samples on both sides of a symmetric kernel. */
+/* Copy the transpose of an R x C tile at src onto dst (both stride ld). */
+typedef struct transpose_arg {
+    const double *src;
+    double *dst;
+    size_t rows, cols, ld;
+} transpose_arg;
+
+#define TRANSPOSE_BLOCK 64
+
+static void transpose_cols(void *p, size_t lo, size_t hi)
+{
+    const transpose_arg *ta = p;
+    size_t T = TRANSPOSE_BLOCK, ld = ta->ld;
+    for (size_t bc = lo; bc < hi; bc++) {
+        size_t c0 = bc * T, c1 = c0 + T < ta->cols ? c0 + T : ta->cols;
+        for (size_t r0 = 0; r0 < ta->rows; r0 += T) {
+            size_t r1 = r0 + T < ta->rows ? r0 + T : ta->rows;
+            for (size_t c = c0; c < c1; c++)
+                for (size_t r = r0; r < r1; r++) ta->dst[c * ld + r] = ta->src[r * ld + c];
+        }
+    }
+}
+
+/*
+ * Where the products of an operand side live for output `a`: the tile
+ * rows of layer k for samples from `ia` of f, their stride and length.
+ * full and blocks: each sample's m rows of B_k; trace: a sample's m rows
+ * read as one vector of length m n_k (they are contiguous); outputs: row a
+ * of each sample.
+ */
+static const double *operand(const swork *w, const sfeat *f, size_t ia, size_t k,
+                             size_t a, size_t *ld, size_t *len)
+{
+    size_t m = w->m, wk = w->net->sizes[k + 1];
+    const double *b = feat_b(w->net, f, k) + ia * m * wk;
+    switch (w->rq->mode) {
+    case NTK_MODE_TRACE: *ld = *len = m * wk; return b;
+    case NTK_MODE_OUTPUTS: *ld = m * wk; *len = wk; return b + a * wk;
+    default: *ld = *len = wk; return b;
+    }
+}
+
+/*
+ * One output tile: samples ia.. of fi (global i0) against ja.. of fj
+ * (global j0). diag: the same samples on both sides of a symmetric kernel
+ * (upper triangle computed, then mirrored in the tile); in a symmetric
+ * kernel an off-diagonal tile is also copied, transposed, below the diagonal.
+ */
 static void tile(swork *w, const sfeat *fi, size_t ia, size_t i0, size_t ni,
                  const sfeat *fj, size_t ja, size_t j0, size_t nj, bool diag)
 {
     const ntk_kreq *rq = w->rq;
     const ntk_net *net = w->net;
-    size_t m = w->m, L = net->depth;
-    ntk_mode mode = rq->mode;
-    double s = rq->scale;
-    for (size_t k = 0; k < L; k++) {
-        bool first = k == 0;
-        gram_tile(w, k, fi, ia, ni, fj, ja, nj, s);
-        size_t wk = net->sizes[k + 1];
-        const double *bi = k + 1 < L ? feat_b(net, fi, k) + ia * m * wk : NULL;
-        const double *bj = k + 1 < L ? feat_b(net, fj, k) + ja * m * wk : NULL;
-        switch (mode) {
-        case NTK_MODE_FULL: {
-            size_t ld = rq->out[0].cols;
-            double *o = rq->out[0].data + i0 * m * ld + j0 * m;
-            if (k + 1 == L) {
-                add_last(w, o, ld, ni, nj, m, diag, first, 1.0);
-                break;
-            }
-            product(w, bi, wk, ni * m, bj, wk, nj * m, wk, diag);
-            combine(w, o, ld, ni, nj, m, diag, first);
-            break;
-        }
-        case NTK_MODE_TRACE: {
-            /* A sample's m rows are contiguous: one vector of length m n_k,
-             * so the trace of B_i B_j^T is a dot product. */
-            size_t ld = rq->out[0].cols;
-            double *o = rq->out[0].data + i0 * ld + j0;
-            if (k + 1 == L) {
-                add_last(w, o, ld, ni, nj, 1, diag, first, (double)m);
-                break;
-            }
-            product(w, bi, m * wk, ni, bj, m * wk, nj, m * wk, diag);
-            combine(w, o, ld, ni, nj, 1, diag, first);
-            break;
-        }
-        case NTK_MODE_OUTPUTS:
-            for (size_t a = 0; a < m; a++) {
-                size_t ld = rq->out[a].cols;
-                double *o = rq->out[a].data + i0 * ld + j0;
-                if (k + 1 == L) {
-                    add_last(w, o, ld, ni, nj, 1, diag, first, 1.0);
-                    continue;
-                }
-                product(w, bi + a * wk, m * wk, ni, bj + a * wk, m * wk, nj, wk, diag);
-                combine(w, o, ld, ni, nj, 1, diag, first);
-            }
-            break;
-        case NTK_MODE_BLOCKS: break; /* see blocks() */
-        }
-    }
-}
+    size_t m = w->m, L = net->depth, P = L - 1, tt = w->t * w->t;
+    size_t r = rows_per_sample(net, rq->mode);
+    size_t nout = rq->mode == NTK_MODE_OUTPUTS ? m : 1;
+    double *g0 = w->gram, *gk = w->gram + tt, *gl = w->gram + 2 * tt;
+    double mult = rq->mode == NTK_MODE_TRACE ? (double)m : 1.0;
 
-/* Diagonal blocks of the chunk fi (global i0): per sample and layer an
- * m x m product, scaled by that sample's Gram entry. */
-static void blocks(swork *w, const sfeat *fi, size_t i0)
-{
-    const ntk_net *net = w->net;
-    size_t m = w->m, L = net->depth, n = fi->n;
-    double *out = w->rq->out[0].data;
-    for (size_t i = 0; i < n; i++) {
-        double *o = out + (i0 + i) * m * m;
-        for (size_t k = 0; k < L; k++) {
-            size_t nin = net->sizes[k], wk = net->sizes[k + 1];
-            const double *a = ntk__tape_input(net, &fi->tape, k) + i * nin;
-            double g = net->cw[k] * net->cw[k] * cblas_ddot((int)nin, a, 1, a, 1) +
-                       net->cb[k] * net->cb[k];
-            w->gram[0] = g;
-            if (k + 1 == L) {
-                add_last(w, o, m, 1, 1, m, true, k == 0, 1.0);
-                break;
-            }
-            product(w, feat_b(net, fi, k) + i * m * wk, wk, m, NULL, 0, m, wk, true);
-            combine(w, o, m, 1, 1, m, true, k == 0);
+    size_t ld = rq->out[0].cols;
+    /* Output tile a. */
+#define OUT(a)                                                                   \
+    (rq->mode == NTK_MODE_BLOCKS ? rq->out[0].data + i0 * m * m                  \
+                                 : rq->out[a].data + i0 * r * ld + j0 * r)
+    if (rq->mode == NTK_MODE_BLOCKS) ld = m;
+
+    gram_tile(w, gl, L - 1, fi, ia, ni, fj, ja, nj);
+    pass_arg pa = {.ldo = ld, .nj = nj, .r = r, .diag = diag, .mult = mult};
+    if (P == 0) {
+        for (size_t a = 0; a < nout; a++) {
+            pa.out = OUT(a);
+            pa.start = OUT_ZERO;
+            pa.gl = gl;
+            pass(w, &pa, ni);
         }
-        ntk__mirror_upper(o, m, m);
+    } else {
+        gram_tile(w, g0, 0, fi, ia, ni, fj, ja, nj);
+        for (size_t a = 0; a < nout; a++) {
+            size_t ldi, ldj, len;
+            const double *xi = operand(w, fi, ia, 0, a, &ldi, &len);
+            const double *xj = operand(w, fj, ja, 0, a, &ldj, &len);
+            product(OUT(a), ld, xi, ldi, ni * r, xj, ldj, nj * r, len, diag);
+            if (P == 1) {
+                pa.out = OUT(a);
+                pa.start = OUT_SCALE;
+                pa.g0 = g0;
+                pa.gl = gl;
+                pass(w, &pa, ni);
+            }
+        }
+        for (size_t k = 1; k < P; k++) {
+            gram_tile(w, gk, k, fi, ia, ni, fj, ja, nj);
+            for (size_t a = 0; a < nout; a++) {
+                size_t ldi, ldj, len;
+                const double *xi = operand(w, fi, ia, k, a, &ldi, &len);
+                const double *xj = operand(w, fj, ja, k, a, &ldj, &len);
+                product(w->buf, nj * r, xi, ldi, ni * r, xj, ldj, nj * r, len, diag);
+                pa.out = OUT(a);
+                pa.start = k == 1 ? OUT_SCALE : OUT_KEEP;
+                pa.g0 = g0;
+                pa.gk = gk;
+                pa.buf = w->buf;
+                pa.gl = k + 1 == P ? gl : NULL;
+                pass(w, &pa, ni);
+            }
+        }
     }
+    if (!rq->sym && rq->mode != NTK_MODE_BLOCKS) return;
+    for (size_t a = 0; a < nout; a++) {
+        double *o = OUT(a);
+        if (diag) {
+            ntk__mirror_upper(o, ni * r, ld);
+        } else {
+            transpose_arg ta = {o, rq->out[a].data + j0 * r * ld + i0 * r, ni * r, nj * r, ld};
+            size_t blocks = (nj * r + TRANSPOSE_BLOCK - 1) / TRANSPOSE_BLOCK;
+            ntk__parallel(w->ctx, blocks, 1, (double)ni * (double)nj * (double)(r * r),
+                          transpose_cols, &ta);
+        }
+    }
+#undef OUT
 }
 
 static bool step(swork *w, double units)
@@ -415,9 +491,8 @@ ntk_status ntk__ntk_structured(ntk_ctx *ctx, const ntk_kreq *rq)
     if (st) return st;
     if (!one) st = feat_alloc(ctx, net, min_sz(c, n2), &fj);
     w.buf = st ? NULL : ntk__alloc(ctx, bufn, sizeof(double));
-    w.gram = w.buf ? ntk__alloc(ctx, t, t * sizeof(double)) : NULL;
-    w.grow = w.gram ? ntk__alloc(ctx, tr, sizeof(double)) : NULL;
-    if (!w.grow) {
+    w.gram = w.buf ? ntk__alloc(ctx, 3 * t, t * sizeof(double)) : NULL;
+    if (!w.gram) {
         if (!st) st = NTK_ERR_NOMEM;
         goto done;
     }
@@ -434,7 +509,8 @@ ntk_status ntk__ntk_structured(ntk_ctx *ctx, const ntk_kreq *rq)
         size_t i0 = bi * c;
         feat_build(ctx, net, &fi, rq->x1->data + i0 * d, min_sz(c, n1 - i0));
         if (rq->mode == NTK_MODE_BLOCKS) {
-            blocks(&w, &fi, i0);
+            /* Diagonal blocks: one m x m tile per sample. */
+            for (size_t i = 0; i < fi.n; i++) tile(&w, &fi, i, i0 + i, 1, &fi, i, i0 + i, 1, true);
             if (step(&w, (double)fi.n)) {
                 st = NTK_ERR_INTERRUPTED;
                 goto done;
@@ -455,11 +531,7 @@ ntk_status ntk__ntk_structured(ntk_ctx *ctx, const ntk_kreq *rq)
             }
         }
     }
-    if (rq->sym && rq->mode != NTK_MODE_BLOCKS)
-        for (size_t a = 0; a < rq->count; a++)
-            ntk__mirror_upper(rq->out[a].data, rq->out[a].rows, rq->out[a].cols);
 done:
-    ntk__free(ctx, w.grow);
     ntk__free(ctx, w.gram);
     ntk__free(ctx, w.buf);
     feat_free(ctx, &fj);
