@@ -67,10 +67,18 @@ static size_t budget(const ntk_kernel_opts *o)
     return o->memory ? o->memory : NTK_DEFAULT_MEMORY;
 }
 
-static ntk_method resolve(const ntk_plan *pj, const ntk_plan *ps,
+/* The Jacobian method holds rows of m P doubles, a BLAS length. */
+static bool jacobian_feasible(const ntk_net *net)
+{
+    size_t len;
+    return ntk__mul(ntk_net_output_dim(net), net->num_params, &len) && len <= (size_t)INT32_MAX;
+}
+
+static ntk_method resolve(const ntk_net *net, const ntk_plan *pj, const ntk_plan *ps,
                           ntk_method asked, size_t mem)
 {
     if (asked != NTK_METHOD_AUTO) return asked;
+    if (!jacobian_feasible(net)) return NTK_METHOD_STRUCTURED;
     /* Prefer what fits the budget, then fewer flops. */
     bool jfits = pj->memory <= mem, sfits = ps->memory <= mem;
     if (jfits != sfits) return sfits ? NTK_METHOD_STRUCTURED : NTK_METHOD_JACOBIAN;
@@ -95,7 +103,7 @@ ntk_status ntk_net_ntk_plan(ntk_ctx *ctx, const ntk_net *net, size_t n1,
     ntk_plan pj, ps;
     ntk__plan_jacobian(net, n1, n2, sym, opts->mode, budget(opts), opts->chunk, &pj);
     ntk__plan_structured(net, n1, n2, sym, opts->mode, budget(opts), opts->chunk, &ps);
-    ntk_method m = resolve(&pj, &ps, opts->method, budget(opts));
+    ntk_method m = resolve(net, &pj, &ps, opts->method, budget(opts));
     *plan = m == NTK_METHOD_JACOBIAN ? pj : ps;
     plan->method = m;
     plan->flops_jacobian = pj.flops;
@@ -183,6 +191,10 @@ ntk_status ntk_net_ntk(ntk_ctx *ctx, const ntk_net *net, const ntk_mat *x1,
                      ? 1.0 / (double)ntk_net_output_dim(net) : 1.0,
         .memory = budget(opts), .chunk = plan.chunk, .out = out, .count = count,
     };
+    ntk__log(ctx, NTK_LOG_DEBUG,
+             "ntk: method %s, %zu samples per chunk, about %.3g flops and %zu bytes",
+             plan.method == NTK_METHOD_JACOBIAN ? "jacobian" : "structured", plan.chunk,
+             plan.flops, plan.memory);
     ntk__enter(ctx);
     st = plan.method == NTK_METHOD_JACOBIAN ? ntk__ntk_jacobian(ctx, &rq)
                                             : ntk__ntk_structured(ctx, &rq);
