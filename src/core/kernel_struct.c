@@ -24,10 +24,13 @@
 #include <cblas.h>
 #include <string.h>
 
-/* Target rows (full mode) or samples (trace, outputs) of a tile: large
- * enough for dgemm to run near its peak, small enough that the tile buffer
- * and the output tile stay in the last-level cache while they are combined. */
+/* Target rows of a tile in full mode: large enough for dgemm to run near
+ * its peak, small enough that the tile buffer and the output tile stay in
+ * the last-level cache while they are combined. In trace and outputs modes
+ * a tile has one row per sample and the products a long inner dimension,
+ * so fewer rows suffice and keep the Gram tiles small. */
 #define TILE_ROWS 1024
+#define TILE_SAMPLES 512
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
@@ -81,7 +84,9 @@ static void choose(const ntk_net *net, size_t n1, size_t n2, bool sym, ntk_mode 
     size_t nmax = max_sz(max_sz(n1, n2), 1);
     double budget = (double)memory;
     size_t r = rows_per_sample(net, mode);
-    size_t t = mode == NTK_MODE_BLOCKS ? 1 : max_sz(1, TILE_ROWS / r);
+    size_t t = mode == NTK_MODE_BLOCKS  ? 1
+               : mode == NTK_MODE_FULL ? max_sz(1, TILE_ROWS / r)
+                                       : TILE_SAMPLES;
     t = min_sz(t, nmax);
     while (t > 1 && tile_bytes(net, mode, t) > budget / 2) t = (t + 1) / 2;
     bool single = sym || mode == NTK_MODE_BLOCKS;
