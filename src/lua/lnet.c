@@ -16,15 +16,24 @@ static lntk_net *checknet(lua_State *L, int idx)
     return n;
 }
 
-static void pushnet(lua_State *L, ntk_net *net)
+/* Push an empty ntk.Net before the core makes the network, so that a
+ * memory error raised here never strands one. */
+static lntk_net *newnet(lua_State *L)
 {
     lntk_net *n = lua_newuserdatauv(L, sizeof *n, 1);
-    n->net = net;
+    n->net = NULL;
     n->ctx = lntk_ctx(L);
     /* Keep the context alive as long as the network. */
     lua_pushvalue(L, LNTK_CTX_UPVALUE);
     lua_setiuservalue(L, -2, 1);
     luaL_setmetatable(L, LNTK_NET);
+    return n;
+}
+
+/* Hand the network made by the core to the userdata from newnet. */
+static void setnet(lua_State *L, lntk_net *n, ntk_net *net)
+{
+    n->net = net;
     /* The parameters live outside Lua's heap: tell the collector. */
     size_t kb = ntk_net_num_params(net) * sizeof(double) / 1024;
     if (kb > 0) lua_gc(L, LUA_GCSTEP, kb > INT32_MAX ? INT32_MAX : (int)kb);
@@ -99,20 +108,22 @@ static int l_mlp(lua_State *L)
     if (spec.bias_std < 0) return luaL_argerror(L, 1, "bias_std must be >= 0");
     spec.seed = (uint64_t)lntk_optinteger(L, 1, "seed", 0);
 
+    lntk_net *n = newnet(L);
     ntk_net *net;
     ntk_status st = ntk_mlp_create(ctx, &spec, &net);
     if (st) return lntk_error(L, st);
-    pushnet(L, net);
+    setnet(L, n, net);
     return 1;
 }
 
 static int n_copy(lua_State *L)
 {
     lntk_net *n = checknet(L, 1);
+    lntk_net *c = newnet(L);
     ntk_net *net;
     ntk_status st = ntk_net_copy(lntk_ctx(L), n->net, &net);
     if (st) return lntk_error(L, st);
-    pushnet(L, net);
+    setnet(L, c, net);
     return 1;
 }
 
