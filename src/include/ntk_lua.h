@@ -28,13 +28,13 @@
 #ifndef NTK_LUA_H
 #define NTK_LUA_H
 
-#include <lua.h>
-
 #include "ntk.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#include <lua.h> /* inside extern "C": Lua's headers have no C++ guards */
 
 /* The module ntk.core; pushes its table. */
 NTK_API int luaopen_ntk_core(lua_State *L);
@@ -44,9 +44,9 @@ NTK_API int luaopen_ntk_core(lua_State *L);
  * with *data (if data is not NULL) pointing at its rows * cols row-major
  * doubles. The memory belongs to the matrix: it stays valid while the
  * matrix is reachable from Lua and not closed, and the collector frees it.
- * On failure (ntk.core not loaded in this state, size overflow, out of
- * memory) it pushes an error message instead and returns LUA_ERRRUN or
- * LUA_ERRMEM; *data is then NULL.
+ * On failure (ntk.core not loaded in this state, rows or cols of 2^31 or
+ * more, out of memory) it pushes an error message instead and returns
+ * LUA_ERRRUN or LUA_ERRMEM; *data is then NULL.
  */
 NTK_API int ntk_lua_pushmatrix(lua_State *L, size_t rows, size_t cols,
                                double **data);

@@ -13,6 +13,9 @@ typedef struct push_args {
 static int push_protected(lua_State *L)
 {
     push_args *a = lua_touserdata(L, 1);
+    /* The limit the Lua API has (lntk_checksize): BLAS takes int sizes. */
+    if (a->rows > INT32_MAX || a->cols > INT32_MAX)
+        return luaL_error(L, "a matrix must have fewer than 2^31 rows and columns");
     if (luaL_getmetatable(L, LNTK_MATRIX) != LUA_TTABLE)
         return luaL_error(L, "ntk.core is not loaded in this Lua state "
                              "(luaL_requiref(L, \"ntk.core\", luaopen_ntk_core, 0))");

@@ -259,14 +259,18 @@ static void test_embedding_api(void)
     ntk_mat v = {9, 9, NULL};
     CHECK(ntk_lua_tomatrix(L, -1, &v) && v.rows == 0 && v.cols == 5);
     lua_settop(L, 0);
-    /* Sizes whose byte count overflows are refused before allocating. */
-    long before = l.blocks;
+    /* Sizes beyond the Lua API's limit, or whose byte count overflows, are
+     * refused before allocating. */
     CHECK_STATUS(ntk_lua_pushmatrix(L, (size_t)1 << 40, (size_t)1 << 40, &data), LUA_ERRRUN);
-    CHECK(data == NULL && strstr(lua_tostring(L, -1), "too large") != NULL);
+    CHECK(data == NULL && strstr(lua_tostring(L, -1), "2^31") != NULL);
     lua_settop(L, 0);
     CHECK_STATUS(ntk_lua_pushmatrix(L, (size_t)-1, 2, NULL), LUA_ERRRUN);
     lua_settop(L, 0);
-    CHECK(l.blocks <= before + 1);
+    CHECK_STATUS(ntk_lua_pushmatrix(L, (size_t)1 << 31, 0, NULL), LUA_ERRRUN);
+    lua_settop(L, 0);
+    CHECK_STATUS(ntk_lua_pushmatrix(L, INT32_MAX, INT32_MAX, &data), LUA_ERRRUN);
+    CHECK(data == NULL && strstr(lua_tostring(L, -1), "too large") != NULL);
+    lua_settop(L, 0);
     /* Out of memory: an error status. */
     l.budget = 0;
     l.sticky = 1;
