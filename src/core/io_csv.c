@@ -5,7 +5,7 @@
 #include <string.h>
 
 /* Values are kept in fixed blocks, so growing never copies what is read. */
-#define BLOCK ((size_t)1 << 17)
+#define BLOCK ((size_t)1 << 16)
 
 struct ntk_csv {
     size_t rows, cols;
@@ -335,7 +335,10 @@ static ntk_status parse(ntk__in *in, const ntk_csv_opts *opts_in, ntk_csv **out)
     p.line = 1;
     ntk__num_init(&p.num, ctx);
     p.t = ntk__calloc(ctx, 1, sizeof *p.t);
+    /* A small file gets a buffer of its size; the buffer grows only for a
+     * record longer than itself. */
     size_t cap = NTK_IO_CHUNK, len = 0, pos = 0;
+    if (!in->gz && in->raw_size + 64 < cap) cap = (size_t)in->raw_size + 64;
     char *buf = p.t ? ntk__alloc(ctx, cap, 1) : NULL;
     if (!buf) {
         st = NTK_ERR_NOMEM;
