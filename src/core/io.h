@@ -74,6 +74,9 @@ void ntk__format_hex(double x, char *buf);
 /* Parse the form ntk__format_hex writes (and any C99 hex float). */
 int ntk__parse_hex(const char *s, size_t n, double *out);
 
+/* Advise the kernel to back a large output buffer with huge pages. */
+void ntk__hugepage_hint(void *p, size_t bytes);
+
 /* Host byte order. */
 static inline int ntk__little_endian(void)
 {

@@ -446,6 +446,7 @@ ntk_status ntk_csv_extract(ntk_ctx *ctx, const ntk_csv *csv, size_t label, ntk_m
         return ntk__fail(ctx, NTK_ERR_SHAPE, "y must be %zu x 1, got %zu x %zu", csv->rows,
                          y->rows, y->cols);
     size_t total = csv->rows * csv->cols;
+    ntk__hugepage_hint(x->data, x->rows * x->cols * sizeof(double));
     if (!split) {
         for (size_t b = 0; b * BLOCK < total; b++) {
             size_t k = total - b * BLOCK < BLOCK ? total - b * BLOCK : BLOCK;

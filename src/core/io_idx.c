@@ -106,6 +106,7 @@ static ntk_status read_all(ntk__in *in, const idx_hdr *h, ntk_mat *out)
     size_t count = out->rows * out->cols, per = NTK_IO_CHUNK / 8;
     double total = (double)h->info.data_bytes;
     if (ntk__progress(ctx, "load", 0, total)) return NTK_ERR_INTERRUPTED;
+    ntk__hugepage_hint(out->data, count * sizeof(double));
     unsigned char *raw = ntk__alloc(ctx, per, h->esize);
     if (!raw) return NTK_ERR_NOMEM;
     ntk_status st = NTK_OK;
@@ -154,6 +155,7 @@ static ntk_status read_rows(ntk__in *in, const idx_hdr *h, const size_t *rows, s
         return NTK_ERR_NOMEM;
     }
     for (size_t r = 0; r < n; r++) order[r] = (pick){rows[r], r};
+    ntk__hugepage_hint(out->data, n * cols * sizeof(double));
     qsort(order, n, sizeof *order, pick_cmp);
     size_t last = order[n - 1].item + 1, next = 0;
     ntk_status st = NTK_OK;

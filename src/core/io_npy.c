@@ -300,6 +300,7 @@ static ntk_status read_data(ntk__in *in, const npy_hdr *h, ntk_mat *out)
     double total = (double)info->data_bytes;
     ntk_status st = NTK_OK;
     if (ntk__progress(ctx, "load", 0, total)) return NTK_ERR_INTERRUPTED;
+    ntk__hugepage_hint(out->data, count * sizeof(double));
     int direct = !info->fortran_order && h->type.kind == NTK__F && esize == 8 &&
                  h->type.big == !ntk__little_endian();
     if (direct || count == 0) {
