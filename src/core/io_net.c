@@ -274,9 +274,14 @@ static ntk_status load(ntk__in *in, ntk_net **out)
     }
     size_t version;
     if (!parse_size(line + 8, len - 8, &version) || version != NET_VERSION) {
+        char shown[24];
+        size_t k = 0;
+        for (; k + 8 < len && k + 1 < sizeof shown; k++)
+            shown[k] = line[8 + k] >= 32 && line[8 + k] < 127 ? line[8 + k] : '?';
+        shown[k] = '\0';
         st = ntk__fail(ctx, NTK_ERR_FORMAT,
                        "'%s': unsupported network file version '%s' (this build reads %d)",
-                       in->name, line + 8, NET_VERSION);
+                       in->name, shown, NET_VERSION);
         goto done;
     }
     for (size_t ln = 2;; ln++) {

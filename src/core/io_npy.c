@@ -71,6 +71,14 @@ static int word(cursor *c, const char *w)
     return 0;
 }
 
+/* Header text for a message: printable ASCII only, at most cap - 1 bytes. */
+static void printable(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (; k < n && k + 1 < cap; k++) out[k] = s[k] >= 32 && s[k] < 127 ? s[k] : '?';
+    out[k] = '\0';
+}
+
 static ntk_status bad(ntk__in *in, const char *what)
 {
     return ntk__fail(in->ctx, NTK_ERR_FORMAT, "'%s' is not a valid .npy file: %s", in->name,
@@ -80,8 +88,7 @@ static ntk_status bad(ntk__in *in, const char *what)
 static ntk_status parse_descr(ntk__in *in, const char *d, size_t len, npy_hdr *h)
 {
     if (len == 0 || len >= sizeof h->info.dtype) return bad(in, "unsupported dtype");
-    memcpy(h->info.dtype, d, len);
-    h->info.dtype[len] = '\0';
+    printable(d, len, h->info.dtype, sizeof h->info.dtype);
     size_t i = 0;
     char order = '=';
     if (d[0] == '<' || d[0] == '>' || d[0] == '|' || d[0] == '=') order = d[i++];
@@ -181,8 +188,10 @@ static ntk_status parse_dict(ntk__in *in, const char *s, size_t n, npy_hdr *h)
             if (have_shape++) return bad(in, "'shape' appears twice");
             if ((st = parse_shape(in, &c, &h->info))) return st;
         } else {
-            return ntk__fail(in->ctx, NTK_ERR_FORMAT, "'%s': unknown header key '%.*s'",
-                             in->name, (int)(kl > 40 ? 40 : kl), s + ks);
+            char key[41];
+            printable(s + ks, kl, key, sizeof key);
+            return ntk__fail(in->ctx, NTK_ERR_FORMAT, "'%s': unknown header key '%s'", in->name,
+                             key);
         }
         if (eat(&c, '}')) break;
         if (!eat(&c, ',')) return bad(in, "',' or '}' expected in the header");

@@ -153,6 +153,7 @@ describe("ntk.load_npy", function()
       local msg = fails(nil, ntk.load_npy(path))
       assert.matches(c[2], msg, 1, false, "case " .. i)
       assert.is_truthy(msg:find(path, 1, true), "case " .. i .. ": " .. msg)
+      assert.is_nil(msg:find("[\128-\255]"), "case " .. i .. ": bytes of the file in the message")
     end
     fails("cannot open '.*nonexistent.npy'", ntk.load_npy(DATA .. "nonexistent.npy"))
     fails("is a directory", ntk.load_npy(DATA))
@@ -503,6 +504,7 @@ describe("net:save and ntk.load_net", function()
       {"", "not an ntk network file %(it is empty%)"},
       {"\x93NUMPY\1\0", "not an ntk network file"},
       {edit("ntk%-net 1", "ntk-net 2"), "unsupported network file version '2'"},
+      {edit("ntk%-net 1", "ntk-net \xff"), "unsupported network file version '%?'"},
       {good:sub(1, #good - 1), "is truncated"},
       {good .. "x", "trailing data"},
       {good:sub(1, #good - 8) .. string.pack("<d", 0.5), "do not match their CRC%-32"},
@@ -522,6 +524,7 @@ describe("net:save and ntk.load_net", function()
       local p = write(tmpfile(".ntk"), c[1])
       local msg = fails(nil, ntk.load_net(p))
       assert.matches(c[2], msg, 1, false, "case " .. i)
+      assert.is_nil(msg:find("[\128-\255]"), "case " .. i)
     end
     for len = 0, #good - 1, 7 do fails(nil, ntk.load_net(write(tmpfile(".ntk"), good:sub(1, len)))) end
     -- NaN parameters with a matching CRC are still refused.
