@@ -262,6 +262,8 @@ static int l_load_csv(lua_State *L)
     if (label) {
         lua_Integer j = label > 0 ? label : (lua_Integer)cols + 1 + label;
         if (j < 1 || j > (lua_Integer)cols) {
+            ntk_csv_destroy(ctx, box->csv);
+            box->csv = NULL;
             lua_pushfstring(L, "'%s': label column %I is out of range (the file has %I columns)", path,
                             label, (lua_Integer)cols);
             return fail_msg(L, lua_tostring(L, -1));
