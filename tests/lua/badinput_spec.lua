@@ -449,8 +449,19 @@ describe("the bad-input sweep", function()
       end
     end
     scan("ntk.", ntk)
-    scan("Matrix.", ntk.Matrix)
-    scan("Net.", ntk.Net)
+    -- Sub-tables (ntk.datasets, ...) and the methods of every object type
+    -- the module registers (ntk.Matrix, ntk.Net, ...).
+    for k, v in pairs(ntk) do
+      if type(v) == "table" and k ~= "core" and k ~= "Matrix" and k ~= "Net" then
+        scan("ntk." .. k .. ".", v)
+      end
+    end
+    for name, mt in pairs(debug.getregistry()) do
+      if type(name) == "string" and name:match("^ntk%.") and type(mt) == "table"
+         and type(rawget(mt, "__index")) == "table" then
+        scan(name:sub(5) .. ".", rawget(mt, "__index"))
+      end
+    end
     table.sort(missing)
     if #missing > 0 then
       local msg = "no bad-input signature yet for: " .. table.concat(missing, ", ")
