@@ -701,6 +701,23 @@ describe("lifetime", function()
     assert.error_matches(function() X:sum() end, "closed")
   end)
 
+  it("treats loaded networks like made ones", function()
+    local path = os.tmpname()
+    assert(make_net():save(path))
+    for _ = 1, 20 do
+      local net = assert(ntk.load_net(path))
+      local X = ntk.randn(4, 3, 1)
+      local ok, err = pcall(net.ntk, net, X, {chunk = 1, progress = function()
+        getmetatable(net).__close(net)
+      end})
+      assert.is_false(ok)
+      assert.matches("in use by a running computation", err)
+      getmetatable(net).__close(net)
+      assert.error_matches(function() net:forward(X) end, "network is closed")
+    end
+    os.remove(path)
+  end)
+
   it("survives progress functions that re-enter the engine", function()
     collectgarbage()
     local before = ntk.bytes_in_use()
