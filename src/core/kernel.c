@@ -1,6 +1,5 @@
 /* Kernel requests: validation, shapes, plans and the method choice. */
 #include "kernel.h"
-#include "io.h" /* ntk__hugepage_hint */
 
 #include <math.h>
 #include <string.h>
@@ -186,10 +185,6 @@ ntk_status ntk_net_ntk(ntk_ctx *ctx, const ntk_net *net, const ntk_mat *x1,
 
     ntk_plan plan;
     if ((st = ntk_net_ntk_plan(ctx, net, n1, n2, opts, &plan))) return st;
-    /* A fresh output of many MB costs a page fault per 4 KB page on first
-     * touch: about 0.2 s for an 800 MB kernel without huge pages. */
-    for (size_t a = 0; a < count; a++)
-        ntk__hugepage_hint(out[a].data, rows * cols * sizeof(double));
     ntk_kreq rq = {
         .net = net, .x1 = x1, .x2 = sym ? x1 : x2, .sym = sym, .mode = opts->mode,
         .scale = (opts->mode == NTK_MODE_TRACE && opts->normalize_mean)

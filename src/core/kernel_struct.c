@@ -20,7 +20,6 @@
  * output is streamed through memory once rather than once per layer.
  */
 #include "kernel.h"
-#include "io.h" /* ntk__hugepage_hint */
 
 #include <cblas.h>
 #include <string.h>
@@ -187,7 +186,6 @@ static ntk_status feat_alloc(ntk_ctx *ctx, const ntk_net *net, size_t cap, sfeat
         feat_free(ctx, f);
         return NTK_ERR_NOMEM;
     }
-    if (f->b) ntk__hugepage_hint(f->b, count * sizeof(double));
     f->cap = cap;
     return NTK_OK;
 }
