@@ -14,10 +14,13 @@
  * resident; a symmetric kernel whose features all fit is computed from one
  * chunk, otherwise a row chunk and a column chunk are held and the column
  * chunk is rebuilt for each row chunk. Inside a pair of chunks the output
- * is cut into tiles of t samples: per tile and layer one BLAS product goes
- * into a tile buffer small enough to stay in cache, and is multiplied by
- * the expanded Gram factor while it is added into the output, so the
- * output is streamed through memory once rather than once per layer.
+ * is cut into tiles of t samples. Per tile, BLAS writes the first layer's
+ * product straight into the output and each later layer's into a tile
+ * buffer small enough to stay in cache with the output tile; one pass per
+ * later layer then forms K = G_1 ⊙ K + G_k ⊙ buffer (the last layer's
+ * diagonal joins the final pass), so the output tile is streamed once per
+ * product layer and never revisited. Symmetric kernels compute the tiles
+ * on and above the diagonal and mirror each while it is still in cache.
  */
 #include "kernel.h"
 
@@ -370,6 +373,13 @@ static const double *operand(const swork *w, const sfeat *f, size_t ia, size_t k
     }
 }
 
+/* Where output a's tile for samples i0.., j0.. starts. */
+static double *out_tile(const ntk_kreq *rq, size_t a, size_t i0, size_t j0, size_t r)
+{
+    if (rq->mode == NTK_MODE_BLOCKS) return rq->out[0].data + i0 * r * r;
+    return rq->out[a].data + (i0 * r) * rq->out[a].cols + j0 * r;
+}
+
 /*
  * One output tile: samples ia.. of fi (global i0) against ja.. of fj
  * (global j0). diag: the same samples on both sides of a symmetric kernel
@@ -387,18 +397,13 @@ static void tile(swork *w, const sfeat *fi, size_t ia, size_t i0, size_t ni,
     double *g0 = w->gram, *gk = w->gram + tt, *gl = w->gram + 2 * tt;
     double mult = rq->mode == NTK_MODE_TRACE ? (double)m : 1.0;
 
-    size_t ld = rq->out[0].cols;
-    /* Output tile a. */
-#define OUT(a)                                                                   \
-    (rq->mode == NTK_MODE_BLOCKS ? rq->out[0].data + i0 * m * m                  \
-                                 : rq->out[a].data + i0 * r * ld + j0 * r)
-    if (rq->mode == NTK_MODE_BLOCKS) ld = m;
+    size_t ld = rq->mode == NTK_MODE_BLOCKS ? m : rq->out[0].cols;
 
     gram_tile(w, gl, L - 1, fi, ia, ni, fj, ja, nj);
     pass_arg pa = {.ldo = ld, .nj = nj, .r = r, .diag = diag, .mult = mult};
     if (P == 0) {
         for (size_t a = 0; a < nout; a++) {
-            pa.out = OUT(a);
+            pa.out = out_tile(rq, a, i0, j0, r);
             pa.start = OUT_ZERO;
             pa.gl = gl;
             pass(w, &pa, ni);
@@ -409,9 +414,9 @@ static void tile(swork *w, const sfeat *fi, size_t ia, size_t i0, size_t ni,
             size_t ldi, ldj, len;
             const double *xi = operand(w, fi, ia, 0, a, &ldi, &len);
             const double *xj = operand(w, fj, ja, 0, a, &ldj, &len);
-            product(OUT(a), ld, xi, ldi, ni * r, xj, ldj, nj * r, len, diag);
+            product(out_tile(rq, a, i0, j0, r), ld, xi, ldi, ni * r, xj, ldj, nj * r, len, diag);
             if (P == 1) {
-                pa.out = OUT(a);
+                pa.out = out_tile(rq, a, i0, j0, r);
                 pa.start = OUT_SCALE;
                 pa.g0 = g0;
                 pa.gl = gl;
@@ -425,7 +430,7 @@ static void tile(swork *w, const sfeat *fi, size_t ia, size_t i0, size_t ni,
                 const double *xi = operand(w, fi, ia, k, a, &ldi, &len);
                 const double *xj = operand(w, fj, ja, k, a, &ldj, &len);
                 product(w->buf, nj * r, xi, ldi, ni * r, xj, ldj, nj * r, len, diag);
-                pa.out = OUT(a);
+                pa.out = out_tile(rq, a, i0, j0, r);
                 pa.start = k == 1 ? OUT_SCALE : OUT_KEEP;
                 pa.g0 = g0;
                 pa.gk = gk;
@@ -437,7 +442,7 @@ static void tile(swork *w, const sfeat *fi, size_t ia, size_t i0, size_t ni,
     }
     if (!rq->sym && rq->mode != NTK_MODE_BLOCKS) return;
     for (size_t a = 0; a < nout; a++) {
-        double *o = OUT(a);
+        double *o = out_tile(rq, a, i0, j0, r);
         if (diag) {
             ntk__mirror_upper(o, ni * r, ld);
         } else {
@@ -447,7 +452,6 @@ static void tile(swork *w, const sfeat *fi, size_t ia, size_t i0, size_t ni,
                           transpose_cols, &ta);
         }
     }
-#undef OUT
 }
 
 static bool step(swork *w, double units)
