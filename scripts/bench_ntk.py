@@ -96,9 +96,13 @@ def main():
         data = os.path.join(tmp, name + ".data")
         kfile = lambda who: os.path.join(tmp, "%s.%s.k" % (name, who))
         # contenders: (label, command builder for a given N, N list)
+        def reps(nn):
+            # below full N a peer is slow by nature: one call per process
+            return ["--reps", str(a.reps)] if nn == n else ["--reps", "1", "--warmup", "0"]
+
         def ours(method, nn, with_check, output="fresh"):
             cmd = [RUN, "--sizes", spec, "--n", str(nn), "--method", method,
-                   "--reps", str(a.reps), "--threads", str(a.threads), "--output", output]
+                   "--threads", str(a.threads), "--output", output] + reps(nn)
             if with_check:
                 cmd += ["--kernel", kfile(method), "--check", str(c["check"]),
                         "--data", data]
@@ -106,7 +110,7 @@ def main():
 
         def torch(nn, with_check):
             cmd = ["/usr/bin/python3", TORCH, "--sizes", spec, "--n", str(nn), "--data", data,
-                   "--reps", str(a.reps), "--threads", str(a.threads)]
+                   "--threads", str(a.threads)] + reps(nn)
             if with_check:
                 cmd += ["--kernel", kfile("torch"), "--check", str(c["check"])]
             return cmd
