@@ -166,10 +166,16 @@ def main():
             ta, tb = statistics.median(times[(label, na)]), statistics.median(times[(label, nb)])
             b2 = max((tb * na - ta * nb) / (na * nb * (nb - na)), 0.0)
             a1 = (tb - b2 * nb * nb) / nb
-            note = "extrapolated from N = %d (%s) and N = %d (%s) by t = aN + bN^2" % (
-                na, fmt_time(ta), nb, fmt_time(tb))
-            return a1 * n + b2 * n * n, note
+            est = a1 * n + b2 * n * n
+            floor = tb * n / nb
+            note = ("extrapolated from N = %d (%s) and N = %d (%s) by t = aN + bN^2; "
+                    "scaling linearly in N instead (an underestimate: the contraction is "
+                    "quadratic) gives %s, still %.3gx the structured time" % (
+                        na, fmt_time(ta), nb, fmt_time(tb), fmt_time(floor),
+                        floor / ts_fresh))
+            return est, note
 
+        ts_fresh = statistics.median(times[("structured", n)])
         ts, _ = med("structured")
         tr, _ = med("reused")
         tj, jnote = med("jacobian")
