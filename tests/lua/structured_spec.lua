@@ -97,6 +97,38 @@ describe("the structured method", function()
     assert.same({3, 3}, {O[1]:shape()})
   end)
 
+  it("reports progress, stops when asked and frees what it held", function()
+    local net = ntk.mlp{sizes = {4, 9, 7, 3}, activation = "erf", seed = 5}
+    local X = ntk.randn(30, 4, 7)
+    local K = net:ntk(X, {method = "structured"})
+    local base = ntk.bytes_in_use()
+    for _, mode in ipairs(MODES) do
+      local calls, last = 0, -1
+      net:ntk(X, {method = "structured", mode = mode, chunk = 7, progress = function(task, done, total)
+        calls = calls + 1
+        assert.equal("ntk", task)
+        assert.is_true(done >= last and done <= total)
+        last = done
+      end})
+      assert.is_true(calls >= 3, mode)
+      assert.equal(last, mode == "blocks" and 30 or 30 * 31 / 2)
+      for stop = 1, 3 do
+        local n = 0
+        assert.error_matches(function()
+          net:ntk(X, {method = "structured", mode = mode, chunk = 7,
+                      progress = function() n = n + 1; return n <= stop end})
+        end, "interrupted during ntk")
+        assert.equal(base, ntk.bytes_in_use())
+      end
+      assert.error_matches(function()
+        net:ntk(X, {method = "structured", mode = mode, chunk = 7,
+                    progress = function(_, done) if done > 0 then error("boom") end end})
+      end, "boom")
+      assert.equal(base, ntk.bytes_in_use())
+    end
+    assert.is_true(H.rel(net:ntk(X, {method = "structured"}), K) == 0)
+  end)
+
   it("gives the same kernel on one thread and on several", function()
     local net = ntk.mlp{sizes = {4, 16, 16, 3}, activation = "sin", seed = 3}
     local X = ntk.randn(200, 4, 6)
