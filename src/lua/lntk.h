@@ -28,6 +28,9 @@ ntk_ctx *lntk_ctx(lua_State *L);
  * into the table on top of the stack. */
 void lntk_setfuncs(lua_State *L, int ctx_idx, const luaL_Reg *fns);
 
+/* The network of a Net userdata at idx (an argument error if closed). */
+ntk_net *lntk_checknet(lua_State *L, int idx);
+
 /* Matrices. */
 lntk_matrix *lntk_checkmatrix(lua_State *L, int idx);
 lntk_matrix *lntk_testmatrix(lua_State *L, int idx);
@@ -84,5 +87,6 @@ void lntk_open_net(lua_State *L, int ctx_idx);
 void lntk_open_linalg(lua_State *L, int ctx_idx); /* eigen, kernel methods */
 void lntk_open_io(lua_State *L, int ctx_idx);     /* loaders, persistence */
 void lntk_open_train(lua_State *L, int ctx_idx);  /* training, analytic kernels */
+void lntk_open_mpi(lua_State *L, int ctx_idx);    /* ntk.mpi, only with NTK_MPI */
 
 #endif
