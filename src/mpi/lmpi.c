@@ -288,7 +288,8 @@ static int l_bcast(lua_State *L)
     MPI_Bcast(&ok, 1, MPI_INT, root, MPI_COMM_WORLD);
     if (!ok) {
         if (me == root) lntk_checkmatrix(L, 1);
-        return luaL_error(L, "bcast: the root (rank %d) gave no matrix", root);
+        return luaL_argerror(L, 1, lua_pushfstring(L, "ntk.Matrix expected on the root (rank %d)",
+                                                   root));
     }
     MPI_Bcast(shape, 2, MPI_UNSIGNED_LONG_LONG, root, MPI_COMM_WORLD);
     lntk_matrix *out = agreed_matrix(L, (size_t)shape[0], (size_t)shape[1], me != root);
