@@ -59,13 +59,24 @@ static ntk_status syevd(ntk_ctx *ctx, ntk_dmat *a, double *w, ntk_dmat *z)
     const ntk_grid *g = a->grid;
     size_t n = a->rows, nb = a->nb;
     int in = (int)n, one = 1, info = 0, lwork, liwork;
-    double np = numroc_d(n, nb, g->myrow, g->nprow), nq = numroc_d(n, nb, g->mycol, g->npcol);
+    /* The largest local part (process 0's) bounds every rank's needs. */
+    double np = numroc_d(n, nb, 0, g->nprow), nq = numroc_d(n, nb, 0, g->npcol);
+    double N = (double)n, B = (double)nb;
     /* The documented minimum, in 64 bits: 2 n_p n_q overflows 32-bit
-     * integers long before the matrix is too large to hold. */
-    double tri = 3.0 * n + fmax((double)nb * (np + 1), 3.0 * nb);
-    double lw = fmax(1 + 6.0 * n + 2 * np * nq, tri) + 2.0 * n;
+     * integers long before the matrix is too large to hold. It is not
+     * enough when blocks are wide next to the local part: pdsyevd passes
+     * what is left after 2n (4n for PDSYTRD) to PDSTEDC's PDLASRT, which
+     * wants n_p (nb + n_q), and to PDORMTR, which wants (n_p + n_q) nb +
+     * nb^2; short of that they print, return early and can leave the other
+     * ranks waiting (ScaLAPACK 2.2). So the most of all of them. */
+    double lw = fmax(1 + 6 * N + 2 * np * nq, 3 * N + fmax(B * (np + 1), 3 * B)) + 2 * N;
+    lw = fmax(lw, 2 * N + fmax(N, np * (B + nq)));
+    lw = fmax(lw, 2 * N + fmax(B * (B - 1) / 2, (np + nq + B) * B) + B * B);
+    lw = fmax(lw, 4 * N + fmax(B * (np + 1), 3 * B));
     ntk_status st = work_len(ctx, lw, "pdsyevd", &lwork);
-    if (!st) st = work_len(ctx, 7.0 * n + 8.0 * g->npcol + 2, "pdsyevd", &liwork);
+    if (!st)
+        st = work_len(ctx, fmax(7 * N + 8 * g->npcol + 2, N + 2 * (B + g->npcol)), "pdsyevd",
+                      &liwork);
     double *work = NULL;
     int *iwork = NULL;
     if (!st) {
@@ -90,6 +101,9 @@ static ntk_status syevd(ntk_ctx *ctx, ntk_dmat *a, double *w, ntk_dmat *z)
                        info);
     else if (info < 0)
         st = ntk__fail(ctx, NTK_ERR_INVALID, "pdsyevd refused argument %d", -info);
+    /* With n <= nb PDSTEDC solves on process (0, 0) alone and the other
+     * ranks keep the tridiagonal's diagonal: theirs come from rank 0. */
+    if (!st) MPI_Bcast(w, (int)n, MPI_DOUBLE, 0, g->comm);
 done:
     ntk__free(ctx, iwork);
     ntk__free(ctx, work);
@@ -170,6 +184,8 @@ static ntk_status syevr(ntk_ctx *ctx, ntk_dmat *a, size_t k, double *w, ntk_dmat
     else if ((size_t)m != k)
         st = ntk__fail(ctx, NTK_ERR_NOCONV, "pdsyevr found %d of the %zu eigenvalues asked", m,
                        k);
+    /* Every rank the same values, whatever the driver's internal paths. */
+    if (!st) MPI_Bcast(w, (int)k, MPI_DOUBLE, 0, g->comm);
 done:
     ntk__free(ctx, iwork);
     ntk__free(ctx, work);
