@@ -633,42 +633,11 @@ static int dist_ntk(lua_State *L)
     return 1;
 }
 
-/* net:ntk(..., {distributed = true, ...}) lands here; everything else goes
- * on to the ordinary method, called in this frame so its argument errors
- * read exactly as before. */
-static int ntk_dispatch(lua_State *L)
+/* net:ntk(..., {distributed = true, ...}) lands here (src/mpi/ldispatch.c). */
+static int method_dist_ntk(lua_State *L)
 {
-    int top = lua_gettop(L), oi = 0;
-    if (top >= 3 && lua_type(L, top) == LUA_TTABLE && (top == 3 || top == 4)) oi = top;
-    if (oi) {
-        int t = lua_getfield(L, oi, "distributed");
-        if (t != LUA_TNIL) {
-            if (t != LUA_TBOOLEAN)
-                luaL_argerror(L, oi, "option 'distributed' must be a boolean");
-            int on = lua_toboolean(L, -1);
-            lua_pop(L, 1);
-            if (on) {
-                ensure_mpi(L);
-                return dist_ntk(L);
-            }
-            lua_newtable(L);
-            lua_pushnil(L);
-            while (lua_next(L, oi)) {
-                if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "distributed") == 0) {
-                    lua_pop(L, 1);
-                    continue;
-                }
-                lua_pushvalue(L, -2);
-                lua_insert(L, -2);
-                lua_rawset(L, -4);
-            }
-            lua_replace(L, oi);
-        } else {
-            lua_pop(L, 1);
-        }
-    }
-    lua_CFunction plain = lua_tocfunction(L, lua_upvalueindex(2));
-    return plain(L);
+    ensure_mpi(L);
+    return dist_ntk(L);
 }
 
 static int l_ntk(lua_State *L)
@@ -1189,16 +1158,5 @@ void lntk_open_mpi(lua_State *L, int ctx_idx)
     lua_setfield(L, -2, "mpi");
 
     /* net:ntk gains the distributed option. */
-    if (lua_getfield(L, -1, "Net") == LUA_TTABLE) {
-        lua_getfield(L, -1, "ntk");
-        lua_CFunction plain = lua_tocfunction(L, -1);
-        lua_pop(L, 1);
-        if (plain) {
-            lua_pushvalue(L, ctx_idx);
-            lua_pushcfunction(L, plain);
-            lua_pushcclosure(L, ntk_dispatch, 2);
-            lua_setfield(L, -2, "ntk");
-        }
-    }
-    lua_pop(L, 1);
+    lntk_wrap_ntk(L, ctx_idx, method_dist_ntk);
 }
