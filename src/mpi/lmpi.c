@@ -63,25 +63,36 @@ static int sentinel_gc(lua_State *L)
     return 0;
 }
 
-/* BLAS threads: ranks on one node share its cores unless the user chose. */
+/* BLAS threads per rank: OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS) when
+ * set, else the node's cores shared among its ranks (and never more than
+ * the cores this rank may run on), unless ntk.set_threads chose already. */
 static void share_cores(lua_State *L)
 {
-    if (getenv("OPENBLAS_NUM_THREADS") || getenv("OMP_NUM_THREADS")) return;
     ntk_ctx *ctx = lntk_ctx(L);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (cores < 1 || ntk_ctx_threads(ctx) != cores) return;
-    MPI_Comm node;
-    int local = 1;
-    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
-        MPI_SUCCESS) {
-        MPI_Comm_size(node, &local);
-        MPI_Comm_free(&node);
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+    if (!env || !*env) env = getenv("OMP_NUM_THREADS");
+    long want = 0;
+    if (env && *env) {
+        char *end;
+        want = strtol(env, &end, 10);
+        if (*end || want < 1 || want > 4096) want = 0;
     }
-    long want = cores / (local > 0 ? local : 1);
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < want)
-        want = CPU_COUNT(&set);
-    if (want < 1) want = 1;
+    if (!want) {
+        MPI_Comm node;
+        int local = 1;
+        if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL,
+                                &node) == MPI_SUCCESS) {
+            MPI_Comm_size(node, &local);
+            MPI_Comm_free(&node);
+        }
+        want = cores / (local > 0 ? local : 1);
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < want)
+            want = CPU_COUNT(&set);
+        if (want < 1) want = 1;
+    }
     if (want != cores) ntk_ctx_set_threads(ctx, (int)want);
 }
 
