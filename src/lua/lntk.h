@@ -28,9 +28,6 @@ ntk_ctx *lntk_ctx(lua_State *L);
  * into the table on top of the stack. */
 void lntk_setfuncs(lua_State *L, int ctx_idx, const luaL_Reg *fns);
 
-/* The network of a Net userdata at idx (an argument error if closed). */
-ntk_net *lntk_checknet(lua_State *L, int idx);
-
 /* Matrices. */
 lntk_matrix *lntk_checkmatrix(lua_State *L, int idx);
 lntk_matrix *lntk_testmatrix(lua_State *L, int idx);
@@ -79,6 +76,13 @@ typedef struct lntk_progress {
 } lntk_progress;
 void lntk_progress_begin(lua_State *L, lntk_progress *p, int opts_idx);
 void lntk_progress_end(lua_State *L, lntk_progress *p);
+
+/* Networks (lnet.c): argument idx must be an open ntk.Net. */
+ntk_net *lntk_checknet(lua_State *L, int idx);
+/* Push an empty ntk.Net userdata and return its slot: a network stored
+ * there belongs to the userdata (freed by its __gc). Allocate the slot
+ * before creating the network, so a Lua memory error cannot leak it. */
+ntk_net **lntk_newnet(lua_State *L);
 
 /* Sections of the module; each adds its functions to the module table on
  * top of the stack and creates its metatables. */

@@ -625,6 +625,8 @@ static int dist_ntk(lua_State *L)
     int p, q;
     kernel_opts(L, oi, &o, &block, &p, &q);
     ntk_ctx *ctx = lntk_ctx(L);
+    /* Read all we need of net now: a progress function may close it. */
+    size_t rps = o.mode == NTK_MODE_FULL ? ntk_net_output_dim(net) : 1;
     int gi = push_grid(L, p, q);
     lgrid *g = lua_touserdata(L, gi);
     size_t rows, cols, nb;
@@ -636,11 +638,17 @@ static int dist_ntk(lua_State *L)
     ntk_mat v1 = lntk_view(x1), v2 = x2 ? lntk_view(x2) : (ntk_mat){0, 0, NULL};
     lntk_progress prog;
     progress_begin(L, &prog, oi);
-    st = ntk_dist_ntk(ctx, net, &v1, x2 ? &v2 : NULL, &o, &u->d);
+    /* A progress function may close the network: work on a copy, freed
+     * before anything can raise. */
+    ntk_net *own = NULL;
+    st = ntk_net_copy(ctx, net, &own);
+    if ((st = ntk_mpi_agree(ctx, g->g.comm, st)) == NTK_OK)
+        st = ntk_dist_ntk(ctx, own, &v1, x2 ? &v2 : NULL, &o, &u->d);
+    ntk_net_destroy(ctx, own);
     lntk_progress_end(L, &prog);
     if (st) return lntk_error(L, st);
     u->samples = x1->rows;
-    u->rps = o.mode == NTK_MODE_FULL ? ntk_net_output_dim(net) : 1;
+    u->rps = rps;
     return 1;
 }
 
@@ -1095,7 +1103,12 @@ static int l_predict(lua_State *L)
     ntk_mat va = {xr->rows * rps, c, alpha->data}, vo = {xt->rows * rps, c, out->data};
     lntk_progress prog;
     progress_begin(L, &prog, oi);
-    ntk_status st = ntk_dist_predict(lntk_ctx(L), MPI_COMM_WORLD, net, &vt, &vr, &va, &o, &vo);
+    ntk_ctx *ctx = lntk_ctx(L);
+    ntk_net *own = NULL;
+    ntk_status st = ntk_net_copy(ctx, net, &own);
+    if ((st = ntk_mpi_agree(ctx, MPI_COMM_WORLD, st)) == NTK_OK)
+        st = ntk_dist_predict(ctx, MPI_COMM_WORLD, own, &vt, &vr, &va, &o, &vo);
+    ntk_net_destroy(ctx, own);
     lntk_progress_end(L, &prog);
     if (st) return lntk_error(L, st);
     return 1;

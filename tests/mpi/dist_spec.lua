@@ -468,3 +468,23 @@ describe("errors", function()
     assert.equal(base, ntk.bytes_in_use())
   end)
 end)
+
+describe("a progress function", function()
+  it("may close the network and its inputs without harm", function()
+    local net = ntk.mlp{sizes = {3, 5, 2}, seed = 1}
+    local X = ntk.randn(8, 3, 1)
+    local K0 = net:ntk(X)
+    local victim = net:copy()
+    local D = victim:ntk(X, {distributed = true, block = 1, progress = function()
+      local v <close> = victim -- __close on the network mid-computation
+    end})
+    assert.is_true(H.rel(D:allgather(), K0) < 1e-12)
+    assert.error_matches(function() victim:ntk(X) end, "closed")
+    local alpha = D:solve(ntk.randn(8, 2, 3), {ridge = 0.1})
+    local v2 = net:copy()
+    local p = mpi.predict(v2, X, X, alpha, {progress = function()
+      local v <close> = v2
+    end})
+    assert.is_true((p - mpi.predict(net, X, X, alpha)):max_abs() < 1e-12)
+  end)
+end)
