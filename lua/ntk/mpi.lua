@@ -37,20 +37,38 @@ return function(ntk, core)
   --- linearised network trained to convergence on the squared loss,
   --- f0(Xtest) + K(Xtest, X) K^-1 (Y - f0(X)). Returns predictions (on every
   --- rank) and a table {ridge =, jitter =}.
+  local function argerror(i, msg)
+    error(("bad argument #%d to 'kernel_regression' (%s)"):format(i, msg), 3)
+  end
+
+  local function is_net(v)
+    return type(v) == "userdata" and (pcall(core.Net.num_params, v))
+  end
+
   function mpi.kernel_regression(net, X, Y, Xtest, opts)
+    if not is_net(net) then argerror(1, "open ntk.Net expected, got " .. type(net)) end
+    local args = {net, X, Y, Xtest}
+    for i = 2, 4 do
+      if not ntk.is_matrix(args[i]) then
+        argerror(i, "ntk.Matrix expected, got " .. type(args[i]))
+      end
+    end
     opts = opts or {}
-    if type(opts) ~= "table" then
-      error("bad argument #5 to 'kernel_regression' (options table expected, got " ..
-            type(opts) .. ")", 2)
+    if type(opts) ~= "table" then argerror(5, "options table expected, got " .. type(opts)) end
+    if opts.f0 ~= nil and type(opts.f0) ~= "boolean" then
+      argerror(5, "option 'f0' must be a boolean")
+    end
+    if opts.f0 and not (Y:rows() == X:rows() and Y:cols() == net:output_dim()) then
+      argerror(3, ("with f0, Y must be N x m (%d x %d), got %dx%d"):format(
+        X:rows(), net:output_dim(), Y:rows(), Y:cols()))
     end
     local kopts, sopts = {distributed = true}, {overwrite = false}
     for k, v in pairs(opts) do
       if kernel_keys[k] then kopts[k] = v
       elseif solve_keys[k] then sopts[k] = v
       elseif k ~= "f0" then
-        error("bad argument #5 to 'kernel_regression' (unknown option '" .. tostring(k) ..
-              "' (expected one of: mode normalize method memory chunk progress block grid " ..
-              "ridge jitter f0))", 2)
+        argerror(5, "unknown option '" .. tostring(k) .. "' (expected one of: mode normalize " ..
+                 "method memory chunk progress block grid ridge jitter f0)")
       end
     end
     local target = Y

@@ -488,3 +488,68 @@ describe("a progress function", function()
     assert.is_true((p - mpi.predict(net, X, X, alpha)):max_abs() < 1e-12)
   end)
 end)
+
+describe("bad input to every ntk.mpi function and DistMatrix method", function()
+  -- Every rank makes the same bad call, so each is refused alike everywhere
+  -- before any communication: a hang here would be a failure (timeout).
+  local net = ntk.mlp{sizes = {3, 4, 2}, seed = 2}
+  local X = ntk.randn(6, 3, 1)
+  local D = net:ntk(X, {distributed = true, block = 1})
+  local Y = ntk.randn(6, 2, 4)
+  local alpha = D:solve(Y, {ridge = 0.1})
+  local closed_m = (function()
+    local m <close> = ntk.randn(2, 2)
+    return m
+  end)()
+  local closed_d = net:ntk(X, {distributed = true})
+  closed_d:close()
+  local nan = ntk.randn(6, 3, 1):set(1, 1, 0 / 0)
+  local bad = {true, {}, print, 1.5, -1, 2 ^ 31, 0 / 0, closed_m, closed_d, nan, net}
+  local calls = {
+    {"bcast", mpi.bcast, {X, 0}},
+    {"gather", mpi.gather, {X, 0}},
+    {"allgather", mpi.allgather, {X}},
+    {"allreduce", mpi.allreduce, {X, "sum"}},
+    {"grid_shape", mpi.grid_shape, {4}},
+    {"distribute", mpi.distribute, {X, {block = 2}}},
+    {"predict", mpi.predict, {net, X, X, alpha, {mode = "full"}}},
+    {"ntk", mpi.ntk, {net, X, {block = 1}}},
+    {"kernel_regression", mpi.kernel_regression, {net, X, Y, X, {ridge = 0.1}}},
+    {"D:gather", D.gather, {D, 0}},
+    {"D:eigvalsh", D.eigvalsh, {D, {k = 2}}},
+    {"D:eigh", D.eigh, {D, {k = 2}}},
+    {"D:solve", D.solve, {D, Y, {ridge = 0.1}}},
+    {"D:save_npy", D.save_npy, {D, build .. "/mpi_badinput.npy"}},
+    {"D:trace", D.trace, {D}},
+    {"D:local_matrix", D.local_matrix, {D}},
+  }
+  it("is refused with a message, never a crash or a hang", function()
+    collectgarbage()
+    local before = ntk.bytes_in_use()
+    for _, c in ipairs(calls) do
+      local name, fn, args = c[1], c[2], c[3]
+      assert.is_true(pcall(fn, table.unpack(args)), name .. " with valid arguments")
+      for i = 1, #args do
+        for _, v in ipairs(bad) do
+          local a = {table.unpack(args)}
+          a[i] = v
+          local ok, err = pcall(fn, table.unpack(a, 1, #args))
+          if not ok then
+            assert.is_string(err, name)
+            assert.truthy(err:find("bad argument", 1, true) or err:find("differ", 1, true)
+                          or err:find("must", 1, true) or err:find("closed", 1, true)
+                          or err:find("expected", 1, true), name .. ": " .. err)
+          end
+        end
+        -- A missing argument too.
+        local a = {table.unpack(args)}
+        a[i] = nil
+        pcall(fn, table.unpack(a, 1, #args))
+      end
+    end
+    mpi.barrier()
+    if rank == 0 then os.remove(build .. "/mpi_badinput.npy") end
+    collectgarbage()
+    assert.equal(before, ntk.bytes_in_use())
+  end)
+end)
