@@ -143,27 +143,32 @@ static int mpi_size(void)
 
 static int alloc_ud(lua_State *L)
 {
-    size_t bytes = (size_t)lua_tointeger(L, 1);
-    lua_newuserdatauv(L, bytes, 1);
+    lua_newuserdatauv(L, (size_t)lua_tointeger(L, 1), 1);
+    return 1;
+}
+
+static int alloc_matrix(lua_State *L)
+{
+    lntk_newmatrix(L, (size_t)lua_tointeger(L, 1), (size_t)lua_tointeger(L, 2), 0);
     return 1;
 }
 
 /*
- * Push a userdata of `bytes` (with one user value) on ranks where `want`,
- * nil elsewhere; a failure on any rank raises on every rank.
+ * Call alloc (a C function of nargs integer arguments pushed by the caller
+ * above it) under protection on ranks where `want`, push nil elsewhere; a
+ * failure on any rank raises on every rank.
  */
-static void *agreed_userdata(lua_State *L, size_t bytes, int want)
+static void *agreed(lua_State *L, int nargs, int want)
 {
     int ok = 1;
     if (want) {
-        lua_pushcfunction(L, alloc_ud);
-        lua_pushinteger(L, (lua_Integer)bytes);
-        if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        ok = lua_pcall(L, nargs, 1, 0) == LUA_OK;
+        if (!ok) {
             lua_pop(L, 1);
             lua_pushnil(L);
-            ok = 0;
         }
     } else {
+        lua_pop(L, nargs + 1);
         lua_pushnil(L);
     }
     int size = mpi_size(), mine = ok ? size : mpi_rank(), first;
@@ -173,21 +178,25 @@ static void *agreed_userdata(lua_State *L, size_t bytes, int want)
     return lua_touserdata(L, -1);
 }
 
+/* A userdata of `bytes` with one user value, on every rank, agreed. */
+static void *agreed_userdata(lua_State *L, size_t bytes)
+{
+    lua_pushcfunction(L, alloc_ud);
+    lua_pushinteger(L, (lua_Integer)bytes);
+    return agreed(L, 1, 1);
+}
+
 /* A rows x cols ntk.Matrix on ranks where `want` (nil elsewhere), agreed. */
 static lntk_matrix *agreed_matrix(lua_State *L, size_t rows, size_t cols, int want)
 {
     size_t count;
-    if (ntk_mat_count(NULL, rows, cols, &count) != NTK_OK ||
-        count > ((size_t)-1 - sizeof(lntk_matrix)) / sizeof(double))
+    /* Too large is the same answer everywhere: raise it as it is. */
+    if (ntk_mat_count(NULL, rows, cols, &count) != NTK_OK || count > ((size_t)1 << 60))
         luaL_error(L, "a %I x %I matrix is too large", (lua_Integer)rows, (lua_Integer)cols);
-    lntk_matrix *m = agreed_userdata(L, sizeof(lntk_matrix) + count * sizeof(double), want);
-    if (m) {
-        m->rows = rows;
-        m->cols = cols;
-        m->closed = 0;
-        luaL_setmetatable(L, LNTK_MATRIX);
-    }
-    return m;
+    lua_pushcfunction(L, alloc_matrix);
+    lua_pushinteger(L, (lua_Integer)rows);
+    lua_pushinteger(L, (lua_Integer)cols);
+    return agreed(L, 2, want);
 }
 
 /* ---- helpers on ordinary matrices --------------------------------------- */
@@ -507,7 +516,7 @@ static ldist *newdist(lua_State *L, int grid_idx, size_t rows, size_t cols, size
     /* The local-size check differs by rank. */
     if ((st = ntk_mpi_agree(ctx, g->g.comm, st))) lntk_error(L, st);
     size_t count = ntk_dmat_local_count(&d);
-    ldist *u = agreed_userdata(L, offsetof(ldist, data) + count * sizeof(double), 1);
+    ldist *u = agreed_userdata(L, offsetof(ldist, data) + count * sizeof(double));
     u->d = d;
     u->d.data = u->data;
     u->samples = u->rps = 0;
