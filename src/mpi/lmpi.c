@@ -1039,7 +1039,9 @@ static int d_solve(lua_State *L)
 static int d_save_npy(lua_State *L)
 {
     ldist *u = checkdist(L, 1);
-    const char *path = luaL_checkstring(L, 2);
+    /* A number would be accepted as a name: almost surely a mistake. */
+    luaL_checktype(L, 2, LUA_TSTRING);
+    const char *path = lua_tostring(L, 2);
     lntk_progress prog;
     progress_begin(L, &prog, 0);
     ntk_status st = ntk_dist_save_npy(lntk_ctx(L), &u->d, path);
