@@ -16,6 +16,8 @@ static lntk_net *checknet(lua_State *L, int idx)
     return n;
 }
 
+ntk_net *lntk_checknet(lua_State *L, int idx) { return checknet(L, idx)->net; }
+
 static void pushnet(lua_State *L, ntk_net *net)
 {
     lntk_net *n = lua_newuserdatauv(L, sizeof *n, 1);

@@ -77,6 +77,9 @@ typedef struct lntk_progress {
 void lntk_progress_begin(lua_State *L, lntk_progress *p, int opts_idx);
 void lntk_progress_end(lua_State *L, lntk_progress *p);
 
+/* Networks: argument idx must be an open ntk.Net (for other sections). */
+ntk_net *lntk_checknet(lua_State *L, int idx);
+
 /* Sections of the module; each adds its functions to the module table on
  * top of the stack and creates its metatables. */
 void lntk_open_matrix(lua_State *L, int ctx_idx);
