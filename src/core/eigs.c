@@ -400,6 +400,10 @@ ntk_status ntk_eigs(ntk_ctx *ctx, size_t n, ntk_linop_fn op, void *ud, size_t k,
                                                            : fabs(lz.theta[j - 1]);
         size_t nconv = 0;
         for (size_t i = 0; i < k; i++) {
+            if (i >= j) { /* the basis does not hold k vectors yet */
+                lz.res[i] = HUGE_VAL;
+                continue;
+            }
             double e = 0;
             for (size_t r = 0; r < b; r++) {
                 double t = 0;
@@ -415,7 +419,9 @@ ntk_status ntk_eigs(ntk_ctx *ctx, size_t n, ntk_linop_fn op, void *ud, size_t k,
             st = NTK_ERR_INTERRUPTED;
             break;
         }
-        int estimated = 1, last = info->iterations >= maxiter;
+        /* Iterations go on past maxiter until the basis holds k vectors,
+         * so that there are k best estimates to report. */
+        int estimated = j >= k, last = info->iterations >= maxiter && j >= k;
         for (size_t i = 0; i < k; i++)
             if (lz.res[i] > verify * tol * anorm) estimated = 0;
         if (estimated || last) {
