@@ -513,25 +513,8 @@ ntk_status ntk_eigs_matrix(ntk_ctx *ctx, const ntk_mat *a, size_t k,
     }
     ntk_status st = ntk__check_square(ctx, a, "K");
     if (st) return st;
-    if (!opts->symmetrize) {
-        /* Check without copying: the scan needs no buffer of its own. */
-        size_t n = a->rows;
-        double scale = 0, worst = 0, tol = opts->symmetry_tol > 0
-                                               ? opts->symmetry_tol
-                                               : NTK_DEFAULT_SYMMETRY_TOL;
-        for (size_t i = 0; i < n * n; i++)
-            if (fabs(a->data[i]) > scale) scale = fabs(a->data[i]);
-        for (size_t i = 0; i < n; i++)
-            for (size_t j = 0; j < i; j++) {
-                double d = fabs(a->data[i * n + j] - a->data[j * n + i]);
-                if (d > worst) worst = d;
-            }
-        if (worst > tol * scale)
-            return ntk__fail(ctx, NTK_ERR_INVALID,
-                             "K is not symmetric: max |K_ij - K_ji| = %.3g exceeds %.3g x "
-                             "max|K| (%.3g); pass symmetrize to use (K + K^T)/2",
-                             worst, tol, scale);
-    }
+    if (!opts->symmetrize && (st = ntk__sym_check(ctx, a, "K", opts->symmetry_tol)))
+        return st;
     dense_op d = {a, opts->symmetrize};
     return ntk_eigs(ctx, a->rows, dense_apply, &d, k, opts, values, vectors, residuals,
                     info);

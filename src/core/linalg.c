@@ -48,7 +48,6 @@ ntk_status ntk__sym_copy(ntk_ctx *ctx, const ntk_mat *a, const char *name,
 {
     size_t n = a->rows;
     const double *s = a->data;
-    if (tol <= 0) tol = NTK_DEFAULT_SYMMETRY_TOL;
     if (symmetrize) {
         /* Tiles keep the rows read and the rows written in cache. */
         for (size_t i0 = 0; i0 < n; i0 += TILE)
@@ -64,6 +63,17 @@ ntk_status ntk__sym_copy(ntk_ctx *ctx, const ntk_mat *a, const char *name,
             }
         return NTK_OK;
     }
+    ntk_status st = ntk__sym_check(ctx, a, name, tol);
+    if (st) return st;
+    memcpy(dst, s, n * n * sizeof(double));
+    return NTK_OK;
+}
+
+ntk_status ntk__sym_check(ntk_ctx *ctx, const ntk_mat *a, const char *name, double tol)
+{
+    size_t n = a->rows;
+    const double *s = a->data;
+    if (tol <= 0) tol = NTK_DEFAULT_SYMMETRY_TOL;
     double scale = max_abs(s, n * n), worst = 0;
     size_t wi = 0, wj = 0;
     for (size_t i0 = 0; i0 < n; i0 += TILE)
@@ -87,7 +97,6 @@ ntk_status ntk__sym_copy(ntk_ctx *ctx, const ntk_mat *a, const char *name,
                          "(%s + %s^T)/2",
                          name, name, wj + 1, wi + 1, name, wi + 1, wj + 1, worst, tol,
                          name, scale, name, name);
-    memcpy(dst, s, n * n * sizeof(double));
     return NTK_OK;
 }
 

@@ -16,6 +16,9 @@ ntk_status ntk__check_square(ntk_ctx *ctx, const ntk_mat *a, const char *name);
 ntk_status ntk__sym_copy(ntk_ctx *ctx, const ntk_mat *a, const char *name,
                          int symmetrize, double tol, double *dst);
 
+/* The symmetry check alone (no copy). */
+ntk_status ntk__sym_check(ntk_ctx *ctx, const ntk_mat *a, const char *name, double tol);
+
 /*
  * Eigenpairs of the symmetric n x n matrix in a (both triangles set;
  * destroyed): the k largest values in w, descending, and if v != NULL

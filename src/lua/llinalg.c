@@ -294,6 +294,7 @@ static int n_ntk_eigs(lua_State *L)
 static int l_spectrum_stats(lua_State *L)
 {
     static const char *const known[] = {"top_k", "fit", NULL};
+    lua_settop(L, 2); /* a list is copied into a matrix at index 3 */
     const double *ev;
     size_t n;
     lntk_matrix *m = lntk_testmatrix(L, 1);
@@ -305,9 +306,8 @@ static int l_spectrum_stats(lua_State *L)
         lua_Integer len = luaL_len(L, 1);
         lntk_matrix *t = lntk_newmatrix(L, (size_t)(len > 0 ? len : 0), 1, 0);
         for (lua_Integer i = 1; i <= len; i++) {
-            lua_geti(L, 1, i);
-            int ok;
-            double x = lua_tonumberx(L, -1, &ok);
+            int ok = lua_geti(L, 1, i) == LUA_TNUMBER;
+            double x = lua_tonumber(L, -1);
             if (!ok || !isfinite(x))
                 return luaL_argerror(L, 1,
                                      lua_pushfstring(L, "ev[%I] must be a finite number", i));
@@ -557,9 +557,8 @@ static int l_gd_dynamics(lua_State *L)
         nt = (size_t)len;
         times = lua_newuserdatauv(L, nt * sizeof(double), 0);
         for (lua_Integer i = 1; i <= len; i++) {
-            int ok;
-            lua_geti(L, -2, i);
-            times[i - 1] = lua_tonumberx(L, -1, &ok);
+            int ok = lua_geti(L, -2, i) == LUA_TNUMBER;
+            times[i - 1] = lua_tonumber(L, -1);
             lua_pop(L, 1);
             if (!ok)
                 return luaL_argerror(L, 1,
