@@ -276,6 +276,7 @@ static ntk_status eigs_dense(ntk_ctx *ctx, size_t n, ntk_linop_fn op, void *ud,
         if (vectors) memcpy(vectors->data, v, n * k * sizeof(double));
         info->converged = k;
         info->residual = worst;
+        info->scale = fabs(w[0]) > fabs(w[k - 1]) ? fabs(w[0]) : fabs(w[k - 1]);
         info->dense = 1;
     }
     ntk__free(ctx, a);
@@ -460,6 +461,7 @@ ntk_status ntk_eigs(ntk_ctx *ctx, size_t n, ntk_linop_fn op, void *ud, size_t k,
         for (size_t i = 0; i < k; i++)
             if (lz.res[i] > worst) worst = lz.res[i];
         info->residual = worst;
+        info->scale = anorm;
         memcpy(values->data, lz.theta, k * sizeof(double));
         if (vectors) memcpy(vectors->data, lz.x, n * k * sizeof(double));
         if (residuals) memcpy(residuals->data, lz.res, k * sizeof(double));

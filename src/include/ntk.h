@@ -439,6 +439,7 @@ typedef struct ntk_eigs_info {
     size_t restarts;
     size_t converged;  /* eigenpairs (of k) within the tolerance */
     double residual;   /* largest ||A x - l x|| of the k pairs */
+    double scale;      /* |l| of the largest Ritz value: the tolerance's unit */
     int dense;         /* small n: the operator was formed and decomposed */
 } ntk_eigs_info;
 

@@ -5,6 +5,10 @@
 #include <math.h>
 #include <string.h>
 
+/* Metatables of result tables; the Lua layer gives them __tostring. */
+#define LNTK_SPECTRUM_STATS "ntk.SpectrumStats"
+#define LNTK_EIGS_INFO "ntk.EigsInfo"
+
 /* Turn a failed status into Lua's answer: expected numerical failures
  * (LAPACK, no convergence) are nil, message; misuse the core detected is an
  * argument error at arg (0: a plain error); the rest raise. */
@@ -155,6 +159,8 @@ static void push_info(lua_State *L, const ntk_eigs_info *in, const lntk_matrix *
     lua_setfield(L, -2, "restarts");
     lua_pushnumber(L, in->residual);
     lua_setfield(L, -2, "residual");
+    lua_pushnumber(L, in->scale);
+    lua_setfield(L, -2, "scale");
     lua_pushnumber(L, tol > 0 ? tol : NTK_DEFAULT_EIGS_TOL);
     lua_setfield(L, -2, "tol");
     lua_pushboolean(L, in->dense);
@@ -165,6 +171,7 @@ static void push_info(lua_State *L, const ntk_eigs_info *in, const lntk_matrix *
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     lua_setfield(L, -2, "residuals");
+    luaL_setmetatable(L, LNTK_EIGS_INFO);
 }
 
 typedef ntk_status (*eigs_call)(lua_State *L, ntk_ctx *ctx, size_t k,
@@ -387,6 +394,7 @@ static int l_spectrum_stats(lua_State *L)
         lua_setfield(L, -2, "last");
         lua_setfield(L, -2, "power_law");
     }
+    luaL_setmetatable(L, LNTK_SPECTRUM_STATS);
     return 1;
 }
 
@@ -671,6 +679,10 @@ static const luaL_Reg net_methods[] = {
 void lntk_open_linalg(lua_State *L, int ctx_idx)
 {
     lntk_setfuncs(L, ctx_idx, module_fns);
+    luaL_newmetatable(L, LNTK_SPECTRUM_STATS);
+    lua_setfield(L, -2, "SpectrumStats");
+    luaL_newmetatable(L, LNTK_EIGS_INFO);
+    lua_setfield(L, -2, "EigsInfo");
     /* Methods of ntk.Net: its metatable's __index table exists already. */
     luaL_getmetatable(L, LNTK_NET);
     lua_getfield(L, -1, "__index");
