@@ -35,10 +35,11 @@ static lntk_matrix *checksquare(lua_State *L, int idx, const char *what)
     return lntk_checkfinite(L, idx, what);
 }
 
-/* opts.k: absent (def) or an integer 1..n. */
-static size_t optk(lua_State *L, int idx, size_t n, size_t def)
+/* opts.k: absent (0, meaning all) or an integer 1..n. */
+static size_t optk(lua_State *L, int idx, size_t n)
 {
-    lua_Integer k = lntk_optinteger(L, idx, "k", (lua_Integer)def);
+    lua_Integer k = lntk_optinteger(L, idx, "k", -1);
+    if (k == -1) return 0;
     if (k < 1 || (size_t)k > n)
         luaL_argerror(L, idx,
                       lua_pushfstring(L, "k must be between 1 and n = %I, got %I",
@@ -62,7 +63,7 @@ static void eigh_opts(lua_State *L, int idx, size_t n, ntk_eigh_opts *o)
     ntk_eigh_opts_init(o);
     lntk_checkoptions(L, idx, known);
     if (lua_isnoneornil(L, idx)) return;
-    o->k = n ? optk(L, idx, n, n) : 0;
+    o->k = optk(L, idx, n);
     if (o->k == n) o->k = 0;
     o->symmetrize = lntk_optboolean(L, idx, "symmetrize", 0);
     o->symmetry_tol = opttol(L, idx, "symmetry_tol");

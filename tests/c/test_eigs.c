@@ -217,6 +217,15 @@ static void test_eigs_matrix_and_errors(void)
     a[7] = NAN;
     CHECK_STATUS(ntk_eigs_matrix(ctx, &A, 6, NULL, &W, NULL, NULL, NULL), NTK_ERR_INVALID);
     a[7] = a[7 * n];
+    /* sizes beyond BLAS's 32-bit integers: refused before allocating */
+    CHECK_STATUS(ntk_eigs(ctx, (size_t)1 << 31, apply, NULL, 6, NULL, &W, NULL, NULL, NULL),
+                 NTK_ERR_OVERFLOW);
+    ntk_eigs_opts_init(&o);
+    o.basis = 60000;
+    CHECK_STATUS(ntk_eigs(ctx, (size_t)1 << 30, apply, NULL, 6, &o, &W, NULL, NULL, NULL),
+                 NTK_ERR_OVERFLOW);
+    CHECK_STATUS(ntk_eigs(ctx, 300, NULL, NULL, 6, NULL, &W, NULL, NULL, NULL),
+                 NTK_ERR_INVALID);
     /* an operator failure stops the solver and is passed on */
     double d[300];
     for (int i = 0; i < 300; i++) d[i] = 1.0 / (1 + i);
