@@ -1,9 +1,9 @@
 -- The ntk side of scripts/bench_eigen.py (run it through that script).
 --
---   lua5.4 scripts/bench_eigen.lua dense N k out.bin
+--   lua5.4 scripts/bench_eigen.lua dense N k out.npy
 --       builds the NTK of N samples of the benchmark MLP (N m = N * 10
---       rows), writes it as raw little-endian doubles to out.bin for the
---       numpy peers, then times on command (one per stdin line):
+--       rows), saves it to out.npy for the numpy peers, then times on
+--       command (one per stdin line):
 --       eigvalsh (ntk.eigvalsh), topk (ntk.eigvalsh{k = k}: dsyevr with an
 --       index range), eigs (block Lanczos on the dense matrix), free
 --       (net:ntk_eigs, matrix-free); values prints the results; quit.
@@ -55,20 +55,13 @@ local function setup(N)
   return net, X
 end
 
-local function write_raw(K, path)
-  local f = assert(io.open(path, "wb"))
-  local fmt = "<" .. string.rep("d", K:cols())
-  for i = 1, K:rows() do f:write(string.pack(fmt, table.unpack(K:row(i):totable()[1]))) end
-  f:close()
-end
-
 if mode == "dense" then
   -- Driven over stdin by bench_eigen.py so that ntk's and the peers' runs
   -- interleave (the machine's load then biases neither side).
   local N, k, out = tonumber(arg[2]), tonumber(arg[3]), arg[4]
   local net, X = setup(N)
   local tk, K = timed(function() return net:ntk(X, {progress = false}) end)
-  write_raw(K, out)
+  assert(K:save_npy(out, {progress = false}))
   emit("form_kernel", tk)
   print("ready")
   io.stdout:flush()

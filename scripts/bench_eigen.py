@@ -8,7 +8,7 @@ kernels, and the matrix-free top-k on an NTK far too large to form.
 
 For each size n, scripts/bench_eigen.lua builds the full NTK (n = N m,
 m = 10) of the MLP 64-256-256-10 (relu, seed 1) on N standard-normal
-inputs and writes it to a file that this script loads. Run by run, and
+inputs and saves it (.npy) for this script to load. Run by run, and
 interleaved so that the machine's load biases neither side, it then times
 ntk.eigvalsh (dsyevd) against numpy.linalg.eigvalsh, ntk.eigvalsh{k = 10}
 (dsyevr with an index range) against scipy.linalg.eigh(subset_by_index,
@@ -99,9 +99,9 @@ def dense(n, reps):
     N = n // 10
     t = {key: [] for key in ("eigvalsh", "topk", "eigs", "free", "numpy", "scipy")}
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "K.bin")
+        path = os.path.join(tmp, "K.npy")
         lua = LuaSide(N, path)
-        K = np.fromfile(path, dtype="<f8").reshape(n, n)
+        K = np.load(path)
     for _ in range(reps):
         t["eigvalsh"].append(lua.ask("eigvalsh")["eigvalsh"][0])
         dt, ev = once(lambda: np.linalg.eigvalsh(K))
