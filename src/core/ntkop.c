@@ -17,6 +17,9 @@
 #include <math.h>
 #include <string.h>
 
+/* Cotangent and tangent buffers beyond this many bytes buy no speed. */
+#define CHUNK_BYTES (64.0 * 1024 * 1024)
+
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
 void ntk__ntkop_free(ntk_ctx *ctx, ntk__ntkop *op)
@@ -54,6 +57,10 @@ void ntk__ntkop_plan(const ntk_net *net, size_t nsamp, size_t k, size_t memory,
         c = floor(rest / (gb + tb));
     }
     if (c > (double)nsamp) c = (double)nsamp;
+    /* Past a few thousand rows the products run at full speed already:
+     * larger chunks would only spend memory. */
+    double enough = floor(CHUNK_BYTES / gb);
+    if (c > enough) c = enough;
     /* BLAS's 32-bit dimensions: chunk * k rows of width up to W. */
     double cap = floor((double)INT32_MAX / (kc * W));
     if (c > cap) c = cap;
