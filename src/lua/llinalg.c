@@ -582,7 +582,7 @@ static int l_gd_dynamics(lua_State *L)
             return luaL_argerror(L, 1,
                                  lua_pushfstring(L, "times[%I] must be >= 0, got %f",
                                                  (lua_Integer)i + 1, times[i]));
-    int times_idx = lua_gettop(L); /* keeps `times` alive */
+    /* `times` stays on the stack (and alive) until the call returns. */
 
     /* Test predictions' shape, from the layout of Y. */
     size_t tr = 0, tc = y->cols;
@@ -653,7 +653,6 @@ static int l_gd_dynamics(lua_State *L)
     lntk_progress_begin(L, &prog, 1);
     ntk_status st = ntk_gd_dynamics(lntk_ctx(L), &sp, views, kte ? views + nt : NULL);
     lntk_progress_end(L, &prog);
-    (void)times_idx;
     if (st) return answer(L, st, 1);
     lua_pushvalue(L, res);
     return 1;
