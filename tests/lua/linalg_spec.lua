@@ -316,6 +316,12 @@ describe("ntk.kernel_regression and ntk.kernel_predict", function()
     assert.has_error(function() ntk.kernel_regression(Ba, Y) end)
     assert.is_table(select(2, ntk.kernel_regression(Ba, Y, {symmetrize = true})))
     assert.has_error(function() ntk.kernel_predict(ntk.zeros(3, 7), ntk.zeros(8, 2)) end)
+    -- empty problems are valid and give empty answers
+    assert.same({0, 2}, {ntk.kernel_regression(ntk.zeros(0, 0), ntk.zeros(0, 2)):shape()})
+    assert.same({3, 2}, {ntk.kernel_predict(ntk.zeros(3, 0), ntk.zeros(0, 2)):shape()})
+    assert.equal(0, ntk.kernel_predict(ntk.zeros(3, 0), ntk.zeros(0, 2)):max_abs())
+    assert.has_error(function() ntk.alignment(ntk.zeros(0, 0), ntk.zeros(0, 1)) end,
+      "bad argument #1 to 'alignment' (K is empty)")
     assert.has_error(function() ntk.kernel_predict(ntk.zeros(3, 8), ntk.zeros(4, 2)) end)
   end)
 end)
@@ -387,5 +393,10 @@ describe("ntk.gd_dynamics", function()
     assert.is_false(ok)
     assert.matches("K_train is not symmetric: |K_train[1,2] - K_train[2,1]|", err, 1, true)
     assert.has_error(gd(42))
+    local empty = ntk.gd_dynamics{K_train = ntk.zeros(0, 0), Y = ntk.zeros(0, 2), times = {1, 2},
+                                  K_test_train = ntk.zeros(3, 0)}
+    assert.same({0, 2}, {empty.train[2]:shape()})
+    assert.same({3, 2}, {empty.test[1]:shape()})
+    assert.equal(0, empty.test[1]:max_abs())
   end)
 end)
