@@ -98,14 +98,19 @@ static int l_eigh(lua_State *L) { return eigh_common(L, 1); }
 
 /* ---- iterative top-k ---- */
 
-static const char *const eigs_keys[] = {"vectors", "tol",     "block", "basis",
-                                        "maxiter", "seed",    "memory", "symmetrize",
-                                        "symmetry_tol", "progress", NULL};
+/* Options of ntk.eigs (a dense matrix) and of net:ntk_eigs (products). */
+static const char *const eigs_matrix_keys[] = {"vectors", "tol",  "block",
+                                               "basis",   "maxiter", "seed",
+                                               "symmetrize", "symmetry_tol",
+                                               "progress", NULL};
+static const char *const eigs_net_keys[] = {"vectors", "tol",    "block", "basis",
+                                            "maxiter", "seed",   "memory",
+                                            "progress", NULL};
 
-static int eigs_opts(lua_State *L, int idx, ntk_eigs_opts *o)
+static int eigs_opts(lua_State *L, int idx, const char *const known[], ntk_eigs_opts *o)
 {
     ntk_eigs_opts_init(o);
-    lntk_checkoptions(L, idx, eigs_keys);
+    lntk_checkoptions(L, idx, known);
     if (lua_isnoneornil(L, idx)) return 0;
     int vectors = lntk_optboolean(L, idx, "vectors", 0);
     double tol = lntk_optnumber(L, idx, "tol", 0);
@@ -182,10 +187,11 @@ typedef ntk_status (*eigs_call)(lua_State *L, ntk_ctx *ctx, size_t k,
 /* Shared tail of ntk.eigs and Net:ntk_eigs: outputs allocated before the
  * core runs; returns values[, vectors], info or nil, message, info. Misuse
  * the core detects is blamed on argument arg. */
-static int eigs_run(lua_State *L, size_t n, size_t k, int oi, int arg, eigs_call call)
+static int eigs_run(lua_State *L, size_t n, size_t k, int oi, const char *const known[],
+                    int arg, eigs_call call)
 {
     ntk_eigs_opts o;
-    int want_vectors = eigs_opts(L, oi, &o);
+    int want_vectors = eigs_opts(L, oi, known, &o);
     lntk_matrix *w = lntk_newmatrix(L, k, 1, 0);
     int wi = lua_gettop(L);
     lntk_matrix *v = want_vectors ? lntk_newmatrix(L, n, k, 0) : NULL;
@@ -231,7 +237,7 @@ static int l_eigs(lua_State *L)
     lntk_matrix *a = checksquare(L, 1, "K");
     size_t k = checkk(L, 2, a->rows);
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
-    return eigs_run(L, a->rows, k, 3, 1, call_eigs_matrix);
+    return eigs_run(L, a->rows, k, 3, eigs_matrix_keys, 1, call_eigs_matrix);
 }
 
 /* ---- matrix-free NTK ---- */
@@ -294,7 +300,7 @@ static int n_ntk_eigs(lua_State *L)
     size_t n = x->rows * ntk_net_output_dim(net);
     size_t k = checkk(L, 3, n);
     if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
-    return eigs_run(L, n, k, 4, 0, call_ntk_eigs);
+    return eigs_run(L, n, k, 4, eigs_net_keys, 0, call_ntk_eigs);
 }
 
 /* ---- spectrum statistics ---- */

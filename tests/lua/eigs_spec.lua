@@ -177,6 +177,8 @@ describe("net:ntk_eigs", function()
     assert.is_false(ok)
     assert.matches("(K is not symmetric: |K[1,2] - K[2,1]| = 1", err, 1, true)
     assert.is_not_nil(ntk.eigs(ntk.matrix{{1, 2}, {3, 4}}, 1, {symmetrize = true}))
+    assert.has_error(function() ntk.eigs(ntk.eye(3), 1, {memory = 1000}) end)
+    assert.has_error(function() net:ntk_eigs(X, 2, {symmetrize = true}) end)
   end)
 
   it("reports progress per iteration and stops when asked", function()
