@@ -39,7 +39,9 @@ static void expect_closed(ntk_act act, double q1, double q2, double c, double *e
             *ed = 0;
             return;
         }
-        double s = sqrt(q1) * sqrt(q2), rho = c / s;
+        /* q1 == q2 == c (a point with itself) must give rho = 1 exactly:
+         * arccos amplifies an ulp below 1 to 2e-8. */
+        double s = q1 == q2 ? q1 : sqrt(q1) * sqrt(q2), rho = c / s;
         if (rho > 1) rho = 1;
         if (rho < -1) rho = -1;
         double th = acos(rho);
@@ -363,7 +365,7 @@ typedef struct recursion {
     size_t depth;
     const size_t *sizes; /* may be NULL */
     const layer_rule *lr; /* depth - 1 hidden layers */
-    int standard;
+    int standard, want_ntk;
     double sw2, sb2, inv_n0;
 } recursion;
 
@@ -387,8 +389,10 @@ static void pair(const recursion *R, scratch *S, double dot, const double *q1,
         double e, ed;
         expect(&R->lr[k - 1], S, q1[k - 1], q2[k - 1], Sg, &e, &ed);
         double next = R->sw2 * e + R->sb2;
-        double fresh = R->standard ? (double)R->sizes[k] * e + 1 : next;
-        T = fresh + R->sw2 * ed * T;
+        if (R->want_ntk) {
+            double fresh = R->standard ? (double)R->sizes[k] * e + 1 : next;
+            T = fresh + R->sw2 * ed * T;
+        }
         Sg = next;
     }
     *nngp = Sg;
@@ -545,6 +549,7 @@ ntk_status ntk_analytic_kernels(ntk_ctx *ctx, const ntk_analytic_spec *spec,
         .sizes = spec->sizes,
         .lr = lr,
         .standard = spec->param == NTK_PARAM_STANDARD,
+        .want_ntk = ntk != NULL,
         .sw2 = spec->weight_std * spec->weight_std,
         .sb2 = spec->bias_std * spec->bias_std,
         .inv_n0 = 1.0 / (double)n0,

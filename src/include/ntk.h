@@ -527,7 +527,7 @@ NTK_API ntk_status ntk_kernel_distance(ntk_ctx *ctx, const ntk_mat *k0,
  * activations (tanh, and sigmoid - 1/2) evaluate half of the grid.
  */
 #define NTK_MAX_QUAD_POINTS 512
-#define NTK_DEFAULT_QUAD_TOL 1e-10
+#define NTK_DEFAULT_QUAD_TOL 1e-8
 
 typedef struct ntk_analytic_spec {
     size_t depth;         /* dense layers L >= 1 */
@@ -537,7 +537,7 @@ typedef struct ntk_analytic_spec {
     double weight_std;    /* default NTK_DEFAULT_WEIGHT_STD */
     double bias_std;      /* default NTK_DEFAULT_BIAS_STD */
     size_t quad_points;   /* points per axis, 1..512; 0 (default): automatic */
-    double quad_tol;      /* automatic rule's target; default 1e-10 */
+    double quad_tol;      /* automatic rule's target; default 1e-8 */
     int force_quadrature; /* quadrature even where a closed form exists */
 } ntk_analytic_spec;
 
