@@ -97,9 +97,12 @@ static void rule_free(ntk_ctx *ctx, rule *r)
     memset(r, 0, sizeof *r);
 }
 
-/* Golub-Welsch: eigenvalues of the Jacobi matrix of the probabilists'
- * Hermite polynomials are the nodes, squared first eigenvector
- * components the weights. */
+/* Golub-Welsch: the nodes are the eigenvalues of the Jacobi matrix of
+ * the probabilists' Hermite polynomials; the weights are the Christoffel
+ * numbers 1 / sum_k p_k(z)^2 of the orthonormal polynomials
+ * p_k = He_k / sqrt(k!), which costs O(q^2) instead of eigenvectors'
+ * O(q^3). (Far-out nodes whose sums overflow get weight 0; their true
+ * weights are below 1e-200.) */
 static ntk_status rule_make(ntk_ctx *ctx, size_t q, rule *r)
 {
     memset(r, 0, sizeof *r);
@@ -107,9 +110,8 @@ static ntk_status rule_make(ntk_ctx *ctx, size_t q, rule *r)
     r->z = ntk__alloc(ctx, q, sizeof(double));
     r->w = ntk__alloc(ctx, q, sizeof(double));
     double *e = ntk__alloc(ctx, q, sizeof(double));
-    double *vec = ntk__alloc(ctx, q, q * sizeof(double));
     ntk_status st = NTK_OK;
-    if (!r->z || !r->w || !e || !vec) {
+    if (!r->z || !r->w || !e) {
         st = NTK_ERR_NOMEM;
         goto done;
     }
@@ -117,30 +119,35 @@ static ntk_status rule_make(ntk_ctx *ctx, size_t q, rule *r)
         r->z[k] = 0;
         e[k] = k + 1 < q ? sqrt((double)(k + 1)) : 0;
     }
-    lapack_int info = LAPACKE_dstev(LAPACK_ROW_MAJOR, 'V', (lapack_int)q, r->z, e, vec,
-                                    (lapack_int)q);
+    lapack_int info = LAPACKE_dsterf((lapack_int)q, r->z, e);
     if (info != 0) {
         st = ntk__fail(ctx, NTK_ERR_NUMERIC,
-                       "Gauss-Hermite rule with %zu points failed (dstev info %d)", q,
+                       "Gauss-Hermite rule with %zu points failed (dsterf info %d)", q,
                        (int)info);
         goto done;
     }
-    for (size_t k = 0; k < q; k++) r->w[k] = vec[k] * vec[k];
     /* Exact symmetry lets odd activations use half of the grid. */
     for (size_t k = 0; k < q / 2; k++) {
         double z = 0.5 * (r->z[q - 1 - k] - r->z[k]);
-        double w = 0.5 * (r->w[k] + r->w[q - 1 - k]);
         r->z[k] = -z;
         r->z[q - 1 - k] = z;
-        r->w[k] = r->w[q - 1 - k] = w;
     }
     if (q % 2) r->z[q / 2] = 0;
+    for (size_t i = 0; i < q; i++) {
+        double z = r->z[i], prev = 0, cur = 1, sum = 1;
+        for (size_t k = 1; k < q; k++) {
+            double next = (z * cur - sqrt((double)(k - 1)) * prev) / sqrt((double)k);
+            prev = cur;
+            cur = next;
+            sum += cur * cur;
+        }
+        r->w[i] = isfinite(sum) ? 1.0 / sum : 0.0;
+    }
     double s = 0;
     for (size_t k = 0; k < q; k++) s += r->w[k];
     for (size_t k = 0; k < q; k++) r->w[k] /= s;
 done:
     ntk__free(ctx, e);
-    ntk__free(ctx, vec);
     if (st) rule_free(ctx, r);
     return st;
 }
@@ -447,7 +454,9 @@ typedef struct job {
     scratch *S;
     bool sym;
     size_t i0, n, j0, cols, N2, L, start, stride;
-    const double *gram, *sq1, *q1, *q2;
+    const double *gram, *sq1, *sq2, *q1, *q2;
+    const double *x1, *x2; /* rows of n0 inputs */
+    size_t n0;
     double *nngp, *ntk; /* full outputs, or NULL */
 } job;
 
@@ -460,6 +469,13 @@ static void *run_job(void *arg)
         size_t jstart = J->sym ? i : 0;
         for (size_t j = jstart; j < J->N2; j++) {
             double dot = (J->sym && j == i) ? J->sq1[i] : J->gram[r * J->cols + (j - J->j0)];
+            /* A point of X1 repeated in X2 gets the same-point arithmetic
+             * (dot = its squared norm), so that it agrees with the symmetric
+             * kernel's diagonal: the arc-cosine amplifies a last-bit
+             * difference between two dot products to 1e-8. */
+            if (!J->sym && J->sq1[i] == J->sq2[j] && fabs(dot - J->sq1[i]) <= 1e-12 * J->sq1[i] &&
+                memcmp(J->x1 + i * J->n0, J->x2 + j * J->n0, J->n0 * sizeof(double)) == 0)
+                dot = J->sq1[i];
             double s, t;
             pair(J->R, J->S, dot, J->q1 + i * J->L, J->q2 + j * J->L, &s, &t);
             if (J->nngp) J->nngp[i * J->N2 + j] = s;
@@ -638,7 +654,8 @@ ntk_status ntk_analytic_kernels(ntk_ctx *ctx, const ntk_analytic_spec *spec,
         for (size_t t = 0; t < threads; t++) {
             jobs[t] = (job){.R = &R, .S = &S[t], .sym = sym, .i0 = i0, .n = n, .j0 = j0,
                             .cols = cols, .N2 = N2, .L = L, .start = t, .stride = threads,
-                            .gram = gram, .sq1 = sq1, .q1 = q1, .q2 = q2,
+                            .gram = gram, .sq1 = sq1, .sq2 = sq2, .q1 = q1, .q2 = q2,
+                            .x1 = x1->data, .x2 = x2->data, .n0 = n0,
                             .nngp = nngp ? nngp->data : NULL, .ntk = ntk ? ntk->data : NULL};
         }
         run_parallel(jobs, threads);

@@ -638,22 +638,21 @@ nomem:
 
 /* ---- kernel distance ---- */
 
-/* Frobenius norm of n doubles, without overflow (dnrm2 in BLAS-sized pieces). */
+/* Frobenius norm of n doubles without overflow or underflow: the sum of
+ * squares is taken relative to the largest magnitude. (Not BLAS dnrm2,
+ * whose x86 kernel relies on 80-bit intermediates for its range.) */
 static double frob(const double *a, size_t n)
 {
-    double scale = 0, ssq = 1;
-    for (size_t i0 = 0; i0 < n; i0 += (size_t)INT32_MAX) {
-        size_t len = n - i0 < (size_t)INT32_MAX ? n - i0 : (size_t)INT32_MAX;
-        double part = cblas_dnrm2((int)len, a + i0, 1);
-        if (part == 0) continue;
-        if (scale < part) {
-            ssq = 1 + ssq * (scale / part) * (scale / part);
-            scale = part;
-        } else {
-            ssq += (part / scale) * (part / scale);
-        }
+    double big = 0;
+    for (size_t k = 0; k < n; k++)
+        if (fabs(a[k]) > big) big = fabs(a[k]);
+    if (big == 0) return 0;
+    double ssq = 0;
+    for (size_t k = 0; k < n; k++) {
+        double r = a[k] / big;
+        ssq += r * r;
     }
-    return scale * sqrt(ssq);
+    return big * sqrt(ssq);
 }
 
 ntk_status ntk_kernel_distance(ntk_ctx *ctx, const ntk_mat *k0, const ntk_mat *k1,

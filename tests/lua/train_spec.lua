@@ -387,3 +387,27 @@ describe("ntk.kernel_distance", function()
     assert.error_matches(function() ntk.kernel_distance(ntk.eye(2)) end, "ntk.Matrix expected")
   end)
 end)
+
+describe("examples", function()
+  -- Both run end to end on small sizes and write their CSV.
+  local dir = os.tmpname()
+  os.remove(dir)
+  dir = dir:match("^(.*)/[^/]*$") or "."
+  for _, name in ipairs{"ntk_convergence", "lazy_training"} do
+    it(name .. ".lua runs", function()
+      local env = setmetatable({print = function() end}, {__index = _G})
+      local chunk = assert(loadfile(root .. "/examples/" .. name .. ".lua", "t", env))
+      chunk(dir, "--quick")
+      local f = assert(io.open(dir .. "/" .. name .. ".csv"))
+      local text = f:read("a")
+      f:close()
+      os.remove(dir .. "/" .. name .. ".csv")
+      os.remove(dir .. "/" .. name .. ".svg")
+      os.remove(dir .. "/" .. name .. "_epochs.svg")
+      local lines = 0
+      for _ in text:gmatch("\n") do lines = lines + 1 end
+      assert.is_true(lines >= 3, text)
+      assert.is_nil(text:find("nan") or text:find("inf"))
+    end)
+  end
+end)
