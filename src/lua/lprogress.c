@@ -26,6 +26,8 @@ static double now(void)
 typedef struct hook_state {
     lntk_progress *p;
     volatile sig_atomic_t *interrupt;
+    int failed; /* the callback raised; its error is in the err_ref slot */
+    int nomem;  /* no stack space to call it */
 } hook_state;
 
 static void draw(lntk_progress *p, const char *task, double done, double total,
@@ -48,6 +50,17 @@ static void draw(lntk_progress *p, const char *task, double done, double total,
     p->drawn = 1;
 }
 
+/* The Lua side of the hook, run under lua_pcall: the core is below on the
+ * C stack, so nothing that can raise (even a memory error) may run
+ * outside a protected call. 1: function, 2: task, 3: done, 4: total. */
+static int call_progress(lua_State *L)
+{
+    lua_pushstring(L, lua_touserdata(L, 2));
+    lua_replace(L, 2);
+    lua_call(L, 3, 1);
+    return 1;
+}
+
 static int hook(void *ud, const char *task, double done, double total)
 {
     hook_state *hs = ud;
@@ -56,13 +69,21 @@ static int hook(void *ud, const char *task, double done, double total)
     if (p->enabled) draw(p, task, done, total, done >= total && p->drawn);
     if (p->fn_ref != LUA_NOREF) {
         lua_State *L = p->L;
+        if (!lua_checkstack(L, 6)) {
+            hs->nomem = 1;
+            return 1;
+        }
+        /* None of these pushes allocates. */
+        lua_pushcfunction(L, call_progress);
         lua_rawgeti(L, LUA_REGISTRYINDEX, p->fn_ref);
-        lua_pushstring(L, task);
+        lua_pushlightuserdata(L, (void *)task);
         lua_pushnumber(L, done);
         lua_pushnumber(L, total);
-        if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
-            /* Keep the callback's error to raise once the core has unwound. */
-            p->err_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        if (lua_pcall(L, 4, 1, 0) != LUA_OK) {
+            /* Keep the error to raise once the core has unwound; the slot
+             * exists already, so storing into it does not allocate. */
+            lua_rawseti(L, LUA_REGISTRYINDEX, p->err_ref);
+            hs->failed = 1;
             return 1;
         }
         int stop = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
@@ -102,9 +123,17 @@ void lntk_progress_begin(lua_State *L, lntk_progress *p, int opts_idx)
         }
     }
     p->enabled = want_bar;
+    if (p->fn_ref != LUA_NOREF) {
+        /* Reserve the slot for the callback's error now, while raising is
+         * still harmless. */
+        lua_pushboolean(L, 0);
+        p->err_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     hook_state *hs = state_slot(p);
     hs->p = p;
     hs->interrupt = NULL;
+    hs->failed = 0;
+    hs->nomem = 0;
     if (lua_getfield(L, LUA_REGISTRYINDEX, LNTK_INTERRUPT_KEY) == LUA_TLIGHTUSERDATA)
         hs->interrupt = lua_touserdata(L, -1);
     lua_pop(L, 1);
@@ -120,10 +149,12 @@ void lntk_progress_end(lua_State *L, lntk_progress *p)
     }
     if (p->fn_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, p->fn_ref);
     p->fn_ref = LUA_NOREF;
+    hook_state *hs = state_slot(p);
     if (p->err_ref != LUA_NOREF) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, p->err_ref);
+        if (hs->failed) lua_rawgeti(L, LUA_REGISTRYINDEX, p->err_ref);
         luaL_unref(L, LUA_REGISTRYINDEX, p->err_ref);
         p->err_ref = LUA_NOREF;
-        lua_error(L);
+        if (hs->failed) lua_error(L);
     }
+    if (hs->nomem) luaL_error(L, "not enough memory (no stack space for the progress function)");
 }
