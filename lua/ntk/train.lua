@@ -10,8 +10,18 @@ return function(ntk, core)
   --- sizes, activations, parameterization and stds. `opts` may add the
   --- quadrature settings (quad_points, quad_tol, force_quadrature).
   function Net.analytic(net, opts)
+    -- Number arguments as the C functions do: self is #0 in a method call.
+    local method = debug.getinfo(1, "n").namewhat == "method"
+    local function argerror(pos, msg)
+      error(string.format("bad argument #%d to 'analytic' (%s)", method and pos - 1 or pos, msg), 3)
+    end
+    local ok, err = pcall(Net.num_params, net)
+    if not ok then
+      if method then error((tostring(err):gsub("bad argument #1 to '[^']*'", "calling 'analytic' on bad self")), 2) end
+      error((tostring(err):gsub("to '[^']*'", "to 'analytic'")), 2)
+    end
     if opts ~= nil and type(opts) ~= "table" then
-      error("bad argument #1 to 'analytic' (options table expected, got " .. type(opts) .. ")", 2)
+      argerror(2, "options table expected, got " .. type(opts))
     end
     local spec = {
       sizes = net:sizes(),
@@ -23,13 +33,17 @@ return function(ntk, core)
     if #acts > 0 then spec.activation = acts end
     for k, v in pairs(opts or {}) do
       if spec[k] ~= nil or k == "activation" then
-        error("bad argument #1 to 'analytic' (option '" .. tostring(k) ..
-              "' comes from the network and cannot be overridden)", 2)
+        argerror(2, "option '" .. tostring(k) .. "' comes from the network and cannot be overridden")
       end
       spec[k] = v
     end
-    local ok, res = pcall(core.analytic, spec)
-    if not ok then error(res, 2) end
+    local made, res = pcall(core.analytic, spec)
+    if not made then
+      -- The options are this function's argument #2, not analytic's #1.
+      local msg = tostring(res):match("^bad argument #1 to '[^']*' %((.*)%)$")
+      if msg then argerror(2, msg) end
+      error(res, 2)
+    end
     return res
   end
 end

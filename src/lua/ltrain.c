@@ -8,19 +8,7 @@
 
 #define LNTK_ANALYTIC "ntk.Analytic"
 
-/* ntk.Net userdata (lnet.c) begin with the network pointer, NULL once
- * the network is closed. */
-static ntk_net **netslot(lua_State *L, int idx)
-{
-    return luaL_checkudata(L, idx, LNTK_NET);
-}
-
-static ntk_net *checknet(lua_State *L, int idx)
-{
-    ntk_net *net = *netslot(L, idx);
-    if (!net) luaL_argerror(L, idx, "network is closed");
-    return net;
-}
+static ntk_net *checknet(lua_State *L, int idx) { return lntk_checknet(L, idx); }
 
 /* Argument idx must be a finite N x n input for net. */
 static lntk_matrix *checkinput(lua_State *L, int idx, size_t n, const char *what)
@@ -101,44 +89,75 @@ static lntk_matrix *checktargets(lua_State *L, int yidx, int arg, ntk_loss loss,
     return idx;
 }
 
-/* net:loss(X, Y[, loss]) */
+/* The loss argument at idx: nil, a name, or {loss = name, progress = ...};
+ * returns the options table's index for progress (0 if none). */
+static int loss_arg(lua_State *L, int idx, ntk_loss *loss)
+{
+    static const char *const known[] = {"loss", "progress", NULL};
+    const char *name = "mse";
+    int opts = 0;
+    if (lua_istable(L, idx)) {
+        lntk_checkoptions(L, idx, known);
+        name = lntk_optstring(L, idx, "loss", "mse");
+        opts = idx;
+    } else if (!lua_isnoneornil(L, idx)) {
+        name = luaL_checkstring(L, idx);
+    }
+    *loss = checkloss(L, idx, name);
+    return opts;
+}
+
+/* net:loss(X, Y[, loss or {loss =, progress =}]) */
 static int n_loss(lua_State *L)
 {
     ntk_net *net = checknet(L, 1);
     lntk_matrix *x = checkinput(L, 2, ntk_net_input_dim(net), "X");
-    ntk_loss loss = checkloss(L, 4, luaL_optstring(L, 4, "mse"));
+    ntk_loss loss;
+    int oi = loss_arg(L, 4, &loss);
     luaL_argcheck(L, x->rows > 0, 2, "X must have at least one row");
     int pushed;
     lntk_matrix *y = checktargets(L, 3, 3, loss, x->rows, ntk_net_output_dim(net), &pushed);
     ntk_mat vx = lntk_view(x), vy = lntk_view(y);
     double value;
+    lntk_progress prog;
+    lntk_progress_begin(L, &prog, oi);
+    lntk_net_hold(L, 1, 1);
     ntk_status st = ntk_net_loss(lntk_ctx(L), net, loss, &vx, &vy, &value);
+    lntk_net_hold(L, 1, -1);
+    lntk_progress_end(L, &prog);
     if (st) return lntk_error(L, st);
     lua_pushnumber(L, value);
     return 1;
 }
 
-/* net:grad(X, Y[, loss]) -> P x 1 gradient, loss */
+/* net:grad(X, Y[, loss or {loss =, progress =}]) -> P x 1 gradient, loss */
 static int n_grad(lua_State *L)
 {
     ntk_net *net = checknet(L, 1);
     lntk_matrix *x = checkinput(L, 2, ntk_net_input_dim(net), "X");
-    ntk_loss loss = checkloss(L, 4, luaL_optstring(L, 4, "mse"));
+    ntk_loss loss;
+    int oi = loss_arg(L, 4, &loss);
     luaL_argcheck(L, x->rows > 0, 2, "X must have at least one row");
     int pushed;
     lntk_matrix *y = checktargets(L, 3, 3, loss, x->rows, ntk_net_output_dim(net), &pushed);
     lntk_matrix *g = lntk_newmatrix(L, ntk_net_num_params(net), 1, 0);
     ntk_mat vx = lntk_view(x), vy = lntk_view(y), vg = lntk_view(g);
     double value;
+    lntk_progress prog;
+    lntk_progress_begin(L, &prog, oi);
+    lntk_net_hold(L, 1, 1);
     ntk_status st = ntk_net_grad(lntk_ctx(L), net, loss, &vx, &vy, &vg, &value);
+    lntk_net_hold(L, 1, -1);
+    lntk_progress_end(L, &prog);
     if (st) return lntk_error(L, st);
     lua_pushnumber(L, value);
     return 2;
 }
 
-/* net:vjp(X, G) -> P x 1 */
+/* net:vjp(X, G[, {progress =}]) -> P x 1 */
 static int n_vjp(lua_State *L)
 {
+    static const char *const known[] = {"progress", NULL};
     ntk_net *net = checknet(L, 1);
     lntk_matrix *x = checkinput(L, 2, ntk_net_input_dim(net), "X");
     lntk_matrix *g = lntk_checkmatrix(L, 3);
@@ -149,9 +168,16 @@ static int n_vjp(lua_State *L)
                                       (lua_Integer)x->rows, (lua_Integer)m, (lua_Integer)g->rows,
                                       (lua_Integer)g->cols));
     lntk_checkfinite(L, 3, "G");
+    lntk_checkoptions(L, 4, known);
+    int oi = lua_istable(L, 4) ? 4 : 0;
     lntk_matrix *out = lntk_newmatrix(L, ntk_net_num_params(net), 1, 0);
     ntk_mat vx = lntk_view(x), vg = lntk_view(g), vo = lntk_view(out);
+    lntk_progress prog;
+    lntk_progress_begin(L, &prog, oi);
+    lntk_net_hold(L, 1, 1);
     ntk_status st = ntk_net_vjp(lntk_ctx(L), net, &vx, &vg, &vo);
+    lntk_net_hold(L, 1, -1);
+    lntk_progress_end(L, &prog);
     if (st) return lntk_error(L, st);
     return 1;
 }
@@ -161,9 +187,8 @@ static int n_vjp(lua_State *L)
 typedef struct train_cb {
     lua_State *L;
     ntk_ctx *ctx;
-    int fn_idx, err_idx, net_idx;
-    int failed; /* 1: the callback raised (error at err_idx); 2: no stack;
-                 * 3: it closed the network */
+    int fn_idx, err_idx;
+    int failed; /* 1: the callback raised (error at err_idx); 2: no stack */
 } train_cb;
 
 static int epoch_hook(void *ud, size_t epoch, double loss)
@@ -191,10 +216,6 @@ static int epoch_hook(void *ud, size_t epoch, double loss)
     }
     int stop = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
     lua_pop(L, 1);
-    if (*(ntk_net **)lua_touserdata(L, cb->net_idx) == NULL) {
-        cb->failed = 3;
-        return 1;
-    }
     return stop;
 }
 
@@ -281,7 +302,7 @@ static int n_train(lua_State *L)
         luaL_argerror(L, 2, lua_pushfstring(L, "callback must be a function(epoch, loss), got %s",
                                             luaL_typename(L, 5)));
     lua_pushnil(L); /* 6: an error the callback raises */
-    train_cb cb = {.L = L, .ctx = ctx, .fn_idx = 5, .err_idx = 6, .net_idx = 1, .failed = 0};
+    train_cb cb = {.L = L, .ctx = ctx, .fn_idx = 5, .err_idx = 6, .failed = 0};
     if (t == LUA_TFUNCTION) {
         o.callback = epoch_hook;
         o.callback_ud = &cb;
@@ -293,14 +314,15 @@ static int n_train(lua_State *L)
     size_t done = 0;
     lntk_progress prog;
     lntk_progress_begin(L, &prog, 2);
+    lntk_net_hold(L, 1, 1);
     ntk_status st = ntk_net_train(ctx, net, &vx, &vy, &o, &done);
+    lntk_net_hold(L, 1, -1);
     lntk_progress_end(L, &prog);
     if (cb.failed == 1) {
         lua_pushvalue(L, 6);
         return lua_error(L);
     }
     if (cb.failed == 2) return luaL_error(L, "train: no Lua stack left for the callback");
-    if (cb.failed == 3) return luaL_error(L, "train: the callback closed the network");
     if (st && st != NTK_ERR_NUMERIC) return lntk_error(L, st);
     lua_createtable(L, (int)done, 0);
     for (size_t e = 0; e < done; e++) {

@@ -264,7 +264,11 @@ describe("net:train", function()
     assert.equal(before, ntk.bytes_in_use())
     assert.error_matches(function()
       net:train{X = X, Y = Y, epochs = 3, callback = function() getmetatable(net).__close(net) end}
-    end, "callback closed the network")
+    end, "in use by a running computation")
+    assert.error_matches(function()
+      net:train{X = X, Y = Y, epochs = 3, progress = function() getmetatable(net).__gc(net) end}
+    end, "in use by a running computation")
+    assert.equal(1, net:num_params() > 0 and 1 or 0) -- still open
   end)
 
   it("keeps its data alive when the callback drops the option table's references", function()
