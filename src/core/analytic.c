@@ -453,8 +453,9 @@ typedef struct job {
     const recursion *R;
     scratch *S;
     bool sym;
-    size_t i0, n, j0, cols, N2, L, start, stride;
-    const double *gram, *sq1, *sq2, *q1, *q2;
+    size_t i0, n, N2, L, start, stride;
+    const double *gram; /* layer-1 inner products, row stride N2 (an output) */
+    const double *sq1, *sq2, *q1, *q2;
     const double *x1, *x2; /* rows of n0 inputs */
     size_t n0;
     double *nngp, *ntk; /* full outputs, or NULL */
@@ -468,7 +469,9 @@ static void *run_job(void *arg)
         size_t i = J->i0 + r;
         size_t jstart = J->sym ? i : 0;
         for (size_t j = jstart; j < J->N2; j++) {
-            double dot = (J->sym && j == i) ? J->sq1[i] : J->gram[r * J->cols + (j - J->j0)];
+            /* Read before the outputs (one of which holds the Gram
+             * matrix) overwrite this entry. */
+            double dot = (J->sym && j == i) ? J->sq1[i] : J->gram[i * J->N2 + j];
             /* A point of X1 repeated in X2 gets the same-point arithmetic
              * (dot = its squared norm), so that it agrees with the symmetric
              * kernel's diagonal: the arc-cosine amplifies a last-bit
@@ -501,7 +504,8 @@ static void run_parallel(job *jobs, size_t T)
     for (size_t t = 1; t < started; t++) pthread_join(tid[t], NULL);
 }
 
-/* Pair evaluations per block: the grain of progress and interruption. */
+/* Pair evaluations per block of rows: the grain of progress and
+ * interruption. */
 #define BLOCK_PAIRS ((size_t)1 << 15)
 
 ntk_status ntk_analytic_kernels(ntk_ctx *ctx, const ntk_analytic_spec *spec,
@@ -547,12 +551,11 @@ ntk_status ntk_analytic_kernels(ntk_ctx *ctx, const ntk_analytic_spec *spec,
     double *q2 = sym ? q1 : ntk__alloc(ctx, N2, L * sizeof(double));
     double *sq1 = ntk__alloc(ctx, N1, sizeof(double));
     double *sq2 = sym ? sq1 : ntk__alloc(ctx, N2, sizeof(double));
-    double *gram = ntk__alloc(ctx, rb, N2 * sizeof(double));
     scratch *S = ntk__calloc(ctx, T, sizeof *S);
     job *jobs = ntk__calloc(ctx, T, sizeof *jobs);
     rules rs;
     memset(&rs, 0, sizeof rs);
-    if (!lr || !q1 || !q2 || !sq1 || !sq2 || !gram || !S || !jobs) {
+    if (!lr || !q1 || !q2 || !sq1 || !sq2 || !S || !jobs) {
         st = NTK_ERR_NOMEM;
         goto done;
     }
@@ -642,21 +645,26 @@ ntk_status ntk_analytic_kernels(ntk_ctx *ctx, const ntk_analytic_spec *spec,
         }
     }
 
+    /* Layer-1 inner products, all at once, into an output: each pair
+     * reads its entry and then writes its kernels there, so the Gram
+     * matrix needs no memory of its own, and BLAS's threads are done
+     * before the pair loop's start. */
+    double *gram = ntk ? ntk->data : nngp->data;
+    if (sym)
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)N1, (int)n0, 1.0, x1->data,
+                    (int)n0, 0.0, gram, (int)N2);
+    else
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N1, (int)N2, (int)n0, 1.0,
+                    x1->data, (int)n0, x2->data, (int)n0, 0.0, gram, (int)N2);
     for (size_t i0 = 0; i0 < N1; i0 += rb) {
         size_t n = N1 - i0 < rb ? N1 - i0 : rb;
-        /* Layer-1 inner products of this block of rows with X2 (in the
-         * symmetric case from column i0 on: only the upper triangle). */
-        size_t j0 = sym ? i0 : 0, cols = N2 - j0;
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)cols, (int)n0, 1.0,
-                    x1->data + i0 * n0, (int)n0, x2->data + j0 * n0, (int)n0, 0.0, gram,
-                    (int)cols);
         size_t threads = T < n ? T : n;
         for (size_t t = 0; t < threads; t++) {
-            jobs[t] = (job){.R = &R, .S = &S[t], .sym = sym, .i0 = i0, .n = n, .j0 = j0,
-                            .cols = cols, .N2 = N2, .L = L, .start = t, .stride = threads,
-                            .gram = gram, .sq1 = sq1, .sq2 = sq2, .q1 = q1, .q2 = q2,
-                            .x1 = x1->data, .x2 = x2->data, .n0 = n0,
-                            .nngp = nngp ? nngp->data : NULL, .ntk = ntk ? ntk->data : NULL};
+            jobs[t] = (job){.R = &R, .S = &S[t], .sym = sym, .i0 = i0, .n = n, .N2 = N2,
+                            .L = L, .start = t, .stride = threads, .gram = gram, .sq1 = sq1,
+                            .sq2 = sq2, .q1 = q1, .q2 = q2, .x1 = x1->data, .x2 = x2->data,
+                            .n0 = n0, .nngp = nngp ? nngp->data : NULL,
+                            .ntk = ntk ? ntk->data : NULL};
         }
         run_parallel(jobs, threads);
         if (ntk__progress(ctx, "analytic", (double)(i0 + n), (double)N1)) {
@@ -686,6 +694,5 @@ done:
     if (!sym) ntk__free(ctx, q2);
     ntk__free(ctx, sq1);
     if (!sym) ntk__free(ctx, sq2);
-    ntk__free(ctx, gram);
     return st;
 }
