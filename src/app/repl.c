@@ -138,8 +138,15 @@ static char *read_readline(const char *prompt, int *result)
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_prompt_sigint;
-    sigemptyset(&sa.sa_mask); /* no SA_RESTART: select must return */
+    sigemptyset(&sa.sa_mask);
     prompt_sigint = 0;
+    /* SIGINT stays blocked except inside pselect, so a Ctrl-C that lands
+     * while readline works on a key is seen at the next wait, not lost. */
+    sigset_t block, waitmask;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, &waitmask);
+    sigdelset(&waitmask, SIGINT);
     sigaction(SIGINT, &sa, &old);
     rl_got = 0;
     rl_line = NULL;
@@ -150,7 +157,7 @@ static char *read_readline(const char *prompt, int *result)
         fd_set fds;
         FD_ZERO(&fds);
         FD_SET(fd, &fds);
-        int r = select(fd + 1, &fds, NULL, NULL, NULL);
+        int r = pselect(fd + 1, &fds, NULL, NULL, NULL, &waitmask);
         if (r < 0 && errno == EINTR) {
             if (!prompt_sigint) continue;
             /* Drop the line being edited and start afresh. */
@@ -169,6 +176,8 @@ static char *read_readline(const char *prompt, int *result)
         }
         rl_callback_read_char();
     }
+    /* A Ctrl-C still pending lands in our handler, not the old one. */
+    sigprocmask(SIG_UNBLOCK, &block, NULL);
     sigaction(SIGINT, &old, NULL);
     if (*result == LINE_OK && !rl_line) {
         fputc('\n', stdout); /* Ctrl-D: end the prompt's line */
@@ -374,8 +383,20 @@ static void show_results(lua_State *L)
         app_message(lua_pushfstring(L, "error calling 'print' (%s)", lua_tostring(L, -1)));
 }
 
+/* Between prompts and runs, a stray Ctrl-C must not end the session. */
+static void ignore_sigint(int sig)
+{
+    (void)sig;
+}
+
 void app_repl(lua_State *L, int banner)
 {
+    struct sigaction sa, old_sigint;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = ignore_sigint;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_sigint);
     session_L = L;
     use_readline = 0;
 #ifdef NTK_HAVE_READLINE
@@ -412,4 +433,5 @@ void app_repl(lua_State *L, int banner)
 #endif
     if (helpers_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, helpers_ref);
     helpers_ref = LUA_NOREF;
+    sigaction(SIGINT, &old_sigint, NULL);
 }
