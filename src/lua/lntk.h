@@ -76,6 +76,8 @@ typedef struct lntk_progress {
 } lntk_progress;
 void lntk_progress_begin(lua_State *L, lntk_progress *p, int opts_idx);
 void lntk_progress_end(lua_State *L, lntk_progress *p);
+/* ntk.clock(): monotonic wall-clock seconds (lprogress.c). */
+int lntk_clock(lua_State *L);
 
 /* Sections of the module; each adds its functions to the module table on
  * top of the stack and creates its metatables. */

@@ -246,3 +246,11 @@ void lntk_progress_end(lua_State *L, lntk_progress *p)
         lua_error(L);
     }
 }
+
+/* ntk.clock(): seconds on a monotonic wall clock, for timing work that
+ * runs on several threads (os.clock adds up the CPU time of all). */
+int lntk_clock(lua_State *L)
+{
+    lua_pushnumber(L, now());
+    return 1;
+}

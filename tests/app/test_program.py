@@ -330,13 +330,13 @@ class TerminalSession(unittest.TestCase):
 class Progress(unittest.TestCase):
     # A few seconds of work on one thread, past the bar's half-second delay.
     CODE = ("local net = ntk.mlp{sizes = {100, 300, 300, 1}, seed = 1}; "
-            "local K = net:ntk(ntk.randn(300, 100, 1), {method = 'jacobian', chunk = 10}); "
+            "local K = net:ntk(ntk.randn(200, 100, 1), {method = 'jacobian', chunk = 10}); "
             "print('done', K:rows())")
 
     def test_bar_on_a_terminal(self):
         p = Pty(["-e", self.CODE])
         try:
-            out = p.read_until(r"done\s+300", timeout=60)
+            out = p.read_until(r"done\s+200", timeout=60)
             self.assertRegex(out, r"ntk\s+\[[#.]+\]\s+\d+\.\d%")
             self.assertIn("/s", out)
             self.assertIn("left", out)
@@ -348,7 +348,7 @@ class Progress(unittest.TestCase):
     def test_silent_when_asked_on_a_terminal(self):
         p = Pty(["-e", self.CODE.replace("chunk = 10", "chunk = 10, progress = false")])
         try:
-            out = p.read_until(r"done\s+300", timeout=60)
+            out = p.read_until(r"done\s+200", timeout=60)
             self.assertNotIn("%", out)
         finally:
             p.close()
@@ -357,10 +357,10 @@ class Progress(unittest.TestCase):
         r = run(["-e", self.CODE])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stderr, "")
-        self.assertIn("done\t300", r.stdout)
+        self.assertIn("done\t200", r.stdout)
 
     def test_forced_for_logs(self):
-        r = run(["-e", self.CODE.replace("300", "40")], env=env(NTK_PROGRESS="always"))
+        r = run(["-e", self.CODE.replace("200, 100, 1", "40, 100, 1")], env=env(NTK_PROGRESS="always"))
         self.assertRegex(r.stderr, r"100\.0%.*done in")
 
 
