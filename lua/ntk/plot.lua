@@ -953,21 +953,17 @@ return function(ntk, core)
   local EIGHTHS = {"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"}
   local ASCII = {".", ".", ":", ":", "|", "|", "#", "#"}
 
-  -- Resample to at most width columns: each column the mean of its bin
-  -- (geometric mean on a log scale, so one big value does not dominate).
+  -- Resample to at most width columns, each the largest value of its bin
+  -- (for a spectrum: the envelope, so the top eigenvalue shows).
   local function columns(v, width, log)
     local n = #v
-    if n <= width then
-      local out = {}
-      for i = 1, n do out[i] = log and log10(v[i]) or v[i] end
-      return out
-    end
     local out = {}
-    for c = 1, width do
-      local a, b = floor((c - 1) * n / width) + 1, floor(c * n / width)
-      local s = 0
-      for i = a, b do s = s + (log and log10(v[i]) or v[i]) end
-      out[c] = s / (b - a + 1)
+    local cols = math.min(n, width)
+    for c = 1, cols do
+      local a, b = floor((c - 1) * n / cols) + 1, floor(c * n / cols)
+      local m = -math.huge
+      for i = a, b do if v[i] > m then m = v[i] end end
+      out[c] = log and log10(m) or m
     end
     return out
   end
@@ -1039,7 +1035,8 @@ return function(ntk, core)
     v, log, dropped = text_values(F, values, log)
     local c = columns(v, width, log)
     local lo, hi = math.huge, -math.huge
-    for _, x in ipairs(c) do lo, hi = math.min(lo, x), math.max(hi, x) end
+    for _, x in ipairs(v) do lo, hi = math.min(lo, x), math.max(hi, x) end
+    if log then lo, hi = log10(lo), log10(hi) end
     local span = hi > lo and hi - lo or 1
     local base = hi > lo and lo or lo - 0.5
     if not log and lo >= 0 then base, span = 0, hi > 0 and hi or 1 end -- bars from zero
