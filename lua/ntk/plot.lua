@@ -103,7 +103,10 @@ return function(ntk, core)
     local function one(v, i)
       if type(v) == "table" and not ntk.is_matrix(v) and v.values ~= nil then
         local s = {values = numbers(fname, n, v.values, fmt("series %d", i)),
-                   label = v.label, color = v.color}
+                   label = v.label, color = v.color, dash = v.dash}
+        if s.dash ~= nil and type(s.dash) ~= "boolean" and type(s.dash) ~= "string" then
+          argerror(fname, n, fmt("series %d: dash must be a boolean or a dash pattern such as \"4,2\"", i))
+        end
         if s.label ~= nil and type(s.label) ~= "string" and type(s.label) ~= "number" then
           argerror(fname, n, fmt("series %d: label must be a string", i))
         end
@@ -154,6 +157,12 @@ return function(ntk, core)
   local function xml(s)
     return (tostring(s):gsub("[&<>\"]", {["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;",
                                          ['"'] = "&quot;"}))
+  end
+
+  -- stroke-dasharray for a series' dash: true gives "5,3", a string is the pattern.
+  local function dash_attr(dash)
+    if not dash then return "" end
+    return fmt(' stroke-dasharray="%s"', xml(dash == true and "5,3" or dash))
   end
 
   -- Short labels: 0, 0.25, 1500, 2.5e-04 -> 2.5e-4
@@ -360,7 +369,7 @@ return function(ntk, core)
                      x + 8, yy - 5, xml(e.color), xml(e.color)))
       else
         self:add(fmt('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2"%s/>',
-                     x + 8, yy, x + 28, yy, xml(e.color), e.dash and ' stroke-dasharray="5,3"' or ""))
+                     x + 8, yy, x + 28, yy, xml(e.color), dash_attr(e.dash)))
       end
       self:text(x + 34, yy + 4, xml(e.label), 'class="legend-label"')
     end
@@ -418,7 +427,7 @@ return function(ntk, core)
     local buf = {}
     for i, p in ipairs(pts) do buf[i] = fmt("%.2f,%.2f", p[1], p[2]) end
     f:add(fmt('<polyline class="%s" fill="none" stroke="%s" stroke-width="1.8"%s points="%s"/>',
-              class, xml(color), dash and ' stroke-dasharray="5,3"' or "", table.concat(buf, " ")))
+              class, xml(color), dash_attr(dash), table.concat(buf, " ")))
   end
 
   local function markers(f, pts, color)
@@ -497,7 +506,7 @@ return function(ntk, core)
     for _, s in ipairs(list) do
       local px = {}
       for j, p in ipairs(s.pts) do px[j] = {xa:map(p[1]), ya:map(p[2])} end
-      polyline(f, px, s.color, "series")
+      polyline(f, px, s.color, "series", s.dash)
       local mk = o.markers
       if mk == nil then mk = #px <= 60 end
       if mk then markers(f, px, s.color) end
