@@ -120,10 +120,12 @@ for k = 1, evT:rows() do
   for _ = 1, m do kron[#kron + 1] = evT:get(k, 1) end
 end
 local sep = package.config:sub(1, 1)
-local function out_path(name)
-  local p = opt.out .. sep .. name
-  if p:sub(1, 1) ~= sep and os.getenv("PWD") then p = os.getenv("PWD") .. sep .. p end
-  return p
+local function out_path(name) -- absolute, so the report says exactly where
+  local dir = opt.out
+  if dir:sub(1, 1) ~= sep and os.getenv("PWD") then
+    dir = dir == "." and os.getenv("PWD") or os.getenv("PWD") .. sep .. dir
+  end
+  return dir .. sep .. name
 end
 local spectrum_svg = assert(ntk.plot.spectrum(
   {{values = ev, label = fmt("K, full block NTK (%d x %d)", K:rows(), K:cols())},

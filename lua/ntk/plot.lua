@@ -246,7 +246,7 @@ return function(ntk, core)
         for m = 2, 9 do
           local v = m * 10 ^ k
           if inside(log10(v)) then
-            if span <= 1.5 and (m == 2 or m == 5) then
+            if span <= 2.1 and (m == 2 or m == 5) then
               a.ticks[#a.ticks + 1] = {value = v, label = label_num(v)}
             else
               a.minor[#a.minor + 1] = v
@@ -345,7 +345,7 @@ return function(ntk, core)
       self:text((self.x0 + self.x1) / 2, self.h - 14, xml(opts.xlabel), 'class="xlabel" text-anchor="middle"')
     end
     if opts.ylabel then
-      local x, y = 18, (self.y0 + self.y1) / 2
+      local x, y = math.max(18, self.x0 - 58), (self.y0 + self.y1) / 2
       self:text(x, y, xml(opts.ylabel),
                 fmt('class="ylabel" text-anchor="middle" transform="rotate(-90 %.1f %.1f)"', x, y))
     end
