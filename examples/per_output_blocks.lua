@@ -88,7 +88,7 @@ end
 local Dmask = S:mm(S:T())       -- 1 where the outputs agree
 local Et = E:T()
 
-print(fmt("Per-output blocks of the NTK: N = %d %s inputs, m = %d outputs, depth %d, %d seeds per width",
+print(fmt("Per-output blocks of the NTK: N = %d %s inputs, m = %d outputs, depth %d, RMS over %d seeds per width",
           N, opt.data == "fashion" and "Fashion-MNIST" or "Gaussian", m, opt.depth, opt.seeds))
 print(fmt("%8s %10s %18s %20s %18s", "width", "P", "cross-output", "same-output spread", "K vs Theta x I"))
 
@@ -112,11 +112,12 @@ for _, w in ipairs(widths) do
     local total = (K - kron):norm() / norm
     -- the two parts are orthogonal: a check on the arithmetic above
     assert(math.abs(total ^ 2 - cross ^ 2 - spread ^ 2) <= 1e-9 * math.max(total ^ 2, 1e-300))
-    acc.cross, acc.spread, acc.total = acc.cross + cross, acc.spread + spread, acc.total + total
+    acc.cross, acc.spread, acc.total = acc.cross + cross ^ 2, acc.spread + spread ^ 2, acc.total + total ^ 2
     if not first_residual then first_residual = {K = K - kron, width = w} end
   end
-  local r = {width = w, P = P, cross = acc.cross / opt.seeds, spread = acc.spread / opt.seeds,
-             total = acc.total / opt.seeds}
+  -- root mean squares over the seeds, so the parts still add in squares
+  local r = {width = w, P = P, cross = math.sqrt(acc.cross / opt.seeds),
+             spread = math.sqrt(acc.spread / opt.seeds), total = math.sqrt(acc.total / opt.seeds)}
   rows[#rows + 1] = r
   print(fmt("%8d %10d %18.4g %20.4g %18.4g", w, P, r.cross, r.spread, r.total))
 end
