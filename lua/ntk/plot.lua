@@ -518,7 +518,8 @@ return function(ntk, core)
       f:text(4, f.h - 4, fmt("%d non-positive value%s not shown", nd, nd == 1 and "" or "s"),
              'class="note" fill="#888" font-size="10"')
     end
-    f:legend(legend_entries(list, o), type(o.legend) == "string" and o.legend or "topright")
+    -- a descending spectrum leaves its lower left corner empty
+    f:legend(legend_entries(list, o), type(o.legend) == "string" and o.legend or "bottomleft")
     local ok, err = f:write(path, o.title or "eigenvalue spectrum")
     if not ok then return nil, err end
     return path, {dropped = dropped}

@@ -47,6 +47,7 @@ static const char usage_text[] =
 
 void app_message(const char *msg)
 {
+    fflush(stdout); /* what was printed before the error comes first */
     fprintf(stderr, "%s: %s\n", APP_NAME, msg);
     fflush(stderr);
 }
