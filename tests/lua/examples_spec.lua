@@ -156,6 +156,17 @@ describe("examples", function()
     assert.matches("Fashion%-MNIST inputs", out)
   end)
 
+  it("repl_tour.md: its transcripts replay through the session", function()
+    local why = wait_reason("repl_tour.md")
+    if why then return pending(why) end
+    local p = io.popen(("cd %s && NTK_PROGRAM=%s %s scripts/repl_tour.lua --check 2>&1; echo \"EXIT:$?\"")
+                       :format(shell_quote(root), shell_quote(program), shell_quote(program)))
+    local out = p:read("a")
+    p:close()
+    assert.matches("EXIT:0", out, 1, true)
+    assert.matches("blocks match", out)
+  end)
+
   it("an example with a bad argument says what it expects", function()
     local code, out = run_example("per_output_blocks.lua", {"data=gaussian", "nn=3"})
     assert.equal(1, code)
