@@ -267,7 +267,7 @@ function M.help(x)
   elseif type(x) == "function" then
     local info = debug.getinfo(x, "S")
     if info.what == "C" then
-      out[1] = "a built-in function (see docs/api.md)"
+      out[1] = "a function written in C (ntk's are described in docs/api.md)"
     else
       out[1] = string.format("a Lua function defined at %s:%d", info.short_src, info.linedefined)
     end
