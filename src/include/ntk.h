@@ -372,6 +372,117 @@ NTK_API ntk_status ntk_net_ntk(ntk_ctx *ctx, const ntk_net *net,
 
 /* @@ io @@ (loaders and persistence) */
 
+/*
+ * Loaders follow one pattern: an _info call parses and validates the
+ * header against the real size of the file (so a lying header never causes
+ * a big allocation), the caller allocates a matrix of the shape it reports,
+ * and a _read call fills it (it parses the header again and refuses a
+ * matrix of another shape). Every array loads as a matrix of doubles:
+ * 1-D arrays as a column, N-D arrays as one row per item (the first axis)
+ * with the other axes flattened in C order. The _mem variants read a
+ * caller-owned buffer instead of a file. Failures are NTK_ERR_IO (open,
+ * read, write) or NTK_ERR_FORMAT (malformed contents), with a message
+ * naming the file; reads report progress as task "load".
+ */
+#define NTK_MAX_DIMS 32
+
+typedef struct ntk_array_info {
+    size_t rows, cols;        /* the matrix the array loads as */
+    size_t ndim;              /* rank; shape[0..ndim) */
+    size_t shape[NTK_MAX_DIMS];
+    char dtype[8];            /* npy: descr ("<f8"); idx: "u8", "i8", "i16", "i32", "f32", "f64" */
+    int fortran_order;        /* npy: column-major data */
+    int version;              /* npy: format major version (1, 2 or 3) */
+    int compressed;           /* idx: the file is gzip */
+    uint64_t data_offset;     /* bytes before the data (of the decompressed stream) */
+    uint64_t data_bytes;      /* bytes of data */
+} ntk_array_info;
+
+/* NumPy .npy, versions 1 to 3; dtypes f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 b1 in
+ * either byte order; C or Fortran order. */
+NTK_API ntk_status ntk_npy_info(ntk_ctx *ctx, const char *path, ntk_array_info *info);
+NTK_API ntk_status ntk_npy_read(ntk_ctx *ctx, const char *path, ntk_mat *out);
+NTK_API ntk_status ntk_npy_info_mem(ntk_ctx *ctx, const void *buf, size_t len,
+                                    ntk_array_info *info);
+NTK_API ntk_status ntk_npy_read_mem(ntk_ctx *ctx, const void *buf, size_t len,
+                                    ntk_mat *out);
+/* Write m as a 2-D little-endian float64 C-order .npy (version 1, or 2 when
+ * the header needs it), data 64-byte aligned, streamed from m->data. */
+NTK_API ntk_status ntk_npy_write(ntk_ctx *ctx, const char *path, const ntk_mat *m);
+
+/* IDX (the MNIST format), any element type and rank, gzip decoded
+ * transparently (detected by its magic bytes, not the file name). */
+NTK_API ntk_status ntk_idx_info(ntk_ctx *ctx, const char *path, ntk_array_info *info);
+NTK_API ntk_status ntk_idx_read(ntk_ctx *ctx, const char *path, ntk_mat *out);
+/* Only items rows[0..n) (0-based, any order, repeats allowed) into the n
+ * rows of out, streaming the file once: memory is out's, not the file's. */
+NTK_API ntk_status ntk_idx_read_rows(ntk_ctx *ctx, const char *path,
+                                     const size_t *rows, size_t n, ntk_mat *out);
+NTK_API ntk_status ntk_idx_info_mem(ntk_ctx *ctx, const void *buf, size_t len,
+                                    ntk_array_info *info);
+NTK_API ntk_status ntk_idx_read_mem(ntk_ctx *ctx, const void *buf, size_t len,
+                                    ntk_mat *out);
+
+/*
+ * CSV (RFC 4180: quoted fields with "" escapes, embedded delimiters and
+ * line breaks, LF or CRLF). Every field of every data row must be a number
+ * (decimal, inf or nan; blanks around it are ignored); rows must all have
+ * the header's or the first row's field count. Errors name the line and
+ * column. The parsed table lives in the context's memory until destroyed;
+ * peak memory is the table plus whatever the caller copies it into.
+ */
+enum { NTK_CSV_HEADER_AUTO = -1, NTK_CSV_HEADER_NO = 0, NTK_CSV_HEADER_YES = 1 };
+
+typedef struct ntk_csv_opts {
+    char delimiter; /* default ',' */
+    int header;     /* NTK_CSV_HEADER_AUTO (default): a first row with a
+                       non-numeric field is a header */
+} ntk_csv_opts;
+
+NTK_API void ntk_csv_opts_init(ntk_csv_opts *opts);
+
+typedef struct ntk_csv ntk_csv;
+
+NTK_API ntk_status ntk_csv_parse(ntk_ctx *ctx, const char *path,
+                                 const ntk_csv_opts *opts, ntk_csv **out);
+NTK_API ntk_status ntk_csv_parse_mem(ntk_ctx *ctx, const void *buf, size_t len,
+                                     const ntk_csv_opts *opts, ntk_csv **out);
+NTK_API size_t ntk_csv_rows(const ntk_csv *csv);
+NTK_API size_t ntk_csv_cols(const ntk_csv *csv);
+/* Column j's header name (0-based), or NULL when there is no header. */
+NTK_API const char *ntk_csv_name(const ntk_csv *csv, size_t j);
+/*
+ * Copy the table into x (rows x cols), or, when label < cols, column
+ * `label` into y (rows x 1) and the others into x (rows x (cols - 1)).
+ */
+NTK_API ntk_status ntk_csv_extract(ntk_ctx *ctx, const ntk_csv *csv, size_t label,
+                                   ntk_mat *x, ntk_mat *y);
+NTK_API void ntk_csv_destroy(ntk_ctx *ctx, ntk_csv *csv);
+
+/*
+ * Networks on disk: a versioned, self-describing file (docs/data.md): a
+ * text header (architecture, parameterization, stds as exact hex floats,
+ * activations, parameter count, CRC-32) padded to 64 bytes, then the
+ * parameter vector as little-endian float64. Loading restores it bit for
+ * bit.
+ */
+NTK_API ntk_status ntk_net_save(ntk_ctx *ctx, const ntk_net *net, const char *path);
+NTK_API ntk_status ntk_net_load(ntk_ctx *ctx, const char *path, ntk_net **out);
+NTK_API ntk_status ntk_net_load_mem(ntk_ctx *ctx, const void *buf, size_t len,
+                                    ntk_net **out);
+
+/* Data preparation. */
+/* A uniformly random permutation of 0..n-1 (Fisher-Yates, unbiased). */
+NTK_API void ntk_rng_permutation(ntk_rng *rng, size_t *perm, size_t n);
+/* Column means and standard deviations (population, divisor N) of x into
+ * mean and std (1 x cols each); x needs at least one row. */
+NTK_API ntk_status ntk_col_stats(ntk_ctx *ctx, const ntk_mat *x, ntk_mat *mean,
+                                 ntk_mat *std);
+/* out = (x - mean) / std column by column (a zero std divides by 1);
+ * out may be x. */
+NTK_API ntk_status ntk_standardize(ntk_ctx *ctx, const ntk_mat *x, const ntk_mat *mean,
+                                   const ntk_mat *std, ntk_mat *out);
+
 /* @@ train @@ (training and analytic kernels) */
 
 #ifdef __cplusplus

@@ -485,6 +485,19 @@ static int n_tostring(lua_State *L)
     return 1;
 }
 
+ntk_net *lntk_checknet(lua_State *L, int idx) { return checknet(L, idx)->net; }
+
+ntk_net **lntk_newnet(lua_State *L)
+{
+    lntk_net *n = lua_newuserdatauv(L, sizeof *n, 1);
+    n->net = NULL;
+    n->ctx = lntk_ctx(L);
+    lua_pushvalue(L, LNTK_CTX_UPVALUE);
+    lua_setiuservalue(L, -2, 1);
+    luaL_setmetatable(L, LNTK_NET);
+    return &n->net;
+}
+
 static const luaL_Reg module_fns[] = {
     {"mlp", l_mlp},
     {NULL, NULL},

@@ -79,6 +79,13 @@ void lntk_progress_end(lua_State *L, lntk_progress *p);
 /* ntk.clock(): monotonic wall-clock seconds (lprogress.c). */
 int lntk_clock(lua_State *L);
 
+/* Networks (lnet.c): argument idx must be an open ntk.Net. */
+ntk_net *lntk_checknet(lua_State *L, int idx);
+/* Push an empty ntk.Net userdata and return its slot: a network stored
+ * there belongs to the userdata (freed by its __gc). Allocate the slot
+ * before creating the network, so a Lua memory error cannot leak it. */
+ntk_net **lntk_newnet(lua_State *L);
+
 /* Sections of the module; each adds its functions to the module table on
  * top of the stack and creates its metatables. */
 void lntk_open_matrix(lua_State *L, int ctx_idx);
