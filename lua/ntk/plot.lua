@@ -847,22 +847,40 @@ return function(ntk, core)
     local f = figure(o, colorbar and 96 or 24)
     local aw, ah = f.x1 - f.x0, f.y0 - f.y1
     local cell = math.min(aw / cc, ah / cr)
+    -- whole pixels give crisp cells and short numbers, if that costs little room
+    if floor(cell) >= 0.9 * cell then cell = floor(cell) end
     local pw, ph = cell * cc, cell * cr
     f.x0 = f.x0 + floor((aw - pw) / 2)
     f.x1, f.y1 = f.x0 + pw, f.y0 - ph
     local top = f.y1
-    f:add('<g class="cells" shape-rendering="crispEdges">')
+    -- Colours are quantised to LEVELS + 1 steps; each step is one <path>
+    -- of the runs of cells that have it, so files stay small.
+    local LEVELS = 128
+    local function level(v)
+      local t = (v - lo) / (hi - lo)
+      return floor(math.max(0, math.min(1, t)) * LEVELS + 0.5)
+    end
+    local function num(v) return (fmt("%.2f", v):gsub("%.?0+$", "")) end
+    local runs = {}
     for i = 1, cr do
       local r = vals[i]
-      local y = top + (i - 1) * cell
+      local y = num(top + (i - 1) * cell)
       local j = 1
-      while j <= cc do -- one rect per run of equal colours
-        local c = cmap(stops, (r[j] - lo) / (hi - lo))
+      while j <= cc do
+        local lv = level(r[j])
         local k = j
-        while k < cc and cmap(stops, (r[k + 1] - lo) / (hi - lo)) == c do k = k + 1 end
-        f:add(fmt('<rect x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="%s"/>',
-                  f.x0 + (j - 1) * cell, y, (k - j + 1) * cell, cell, c))
+        while k < cc and level(r[k + 1]) == lv do k = k + 1 end
+        local w = num((k - j + 1) * cell)
+        local list = runs[lv]
+        if not list then list = {}; runs[lv] = list end
+        list[#list + 1] = fmt("M%s %sh%sv%sh-%sz", num(f.x0 + (j - 1) * cell), y, w, num(cell), w)
         j = k + 1
+      end
+    end
+    f:add('<g class="cells" shape-rendering="crispEdges">')
+    for lv = 0, LEVELS do
+      if runs[lv] then
+        f:add(fmt('<path fill="%s" d="%s"/>', cmap(stops, lv / LEVELS), table.concat(runs[lv])))
       end
     end
     f:add("</g>")
