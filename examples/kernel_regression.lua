@@ -110,24 +110,26 @@ local beta = assert(ntk.kernel_regression(T, Ytr))
 report("kernel regression with the trace kernel (Theta x I)", accuracy(ntk.kernel_predict(Tx, beta), yte))
 
 -- Gradient descent on the network itself, full batch, at a step size the
--- kernel says is stable: the top mode of K moves by half its distance per
--- step under the summed squared error.
+-- kernel says is stable: the top mode of K moves half its distance per step.
 local lmax = ntk.eigvalsh(K, {k = 1}):get(1, 1)
 local lr = 0.5 / lmax * N
 local trained = net:copy()
 local epochs, acc_net = {}, {}
 t = ntk.clock()
-local history = trained:train{X = Xtr, Y = Ytr, loss = "mse", optimizer = "sgd", lr = lr,
-                              epochs = opt.epochs, batch_size = N, seed = opt.seed,
-                              callback = function(epoch)
-                                epochs[#epochs + 1] = epoch
-                                acc_net[#acc_net + 1] = accuracy(trained:forward(Xte), yte)
-                              end}
+-- The loss is (1/2N) sum_i ||f(x_i) - y_i||^2, so one full-batch step moves
+-- the linearised outputs by -(lr/N) K (f - Y).
+local history, why = trained:train{X = Xtr, Y = Ytr, loss = "mse", optimizer = "sgd", lr = lr,
+                                   epochs = opt.epochs, batch_size = N, seed = opt.seed,
+                                   callback = function(epoch)
+                                     epochs[#epochs + 1] = epoch
+                                     acc_net[#acc_net + 1] = accuracy(trained:forward(Xte), yte)
+                                   end}
+if not history then error("training diverged: " .. tostring(why), 0) end
 print(fmt("trained %d epochs (lr %.4g) in %.2f s", #epochs, lr, ntk.clock() - t))
 report(fmt("the network after %d epochs of gradient descent", #epochs), acc_net[#acc_net])
 
--- The linearised network at the same times: gradient flow on the mean
--- loss over N samples with the same learning rate.
+-- The linearised network at the same times: gradient flow with rate lr/N
+-- on the summed squared error (ntk.gd_dynamics' convention), t in epochs.
 local times = {}
 for i, e in ipairs(epochs) do times[i] = e end
 local dyn = assert(ntk.gd_dynamics{K_train = K, K_test_train = Kx, f0_train = f0tr, f0_test = f0te,
