@@ -157,6 +157,6 @@ local svg = assert(ntk.plot.lines({
   s_inf, s_tr,
 }, dir .. sep .. "kernel_regression.svg", {
   logx = true, xlabel = "epoch (full-batch gradient descent)", ylabel = "test accuracy",
-  legend = "bottomright",
+  legend = "outside", width = 1000,
   title = fmt("%s MLP on %d Fashion-MNIST images: network against its NTK", table.concat(sizes, "-"), N)}))
 print("wrote " .. svg)

@@ -278,7 +278,17 @@ return function(ntk, core)
   local Fig = {}
   Fig.__index = Fig
 
-  local function figure(opts, right)
+  -- Width of the legend box for these entries (labels at about 7 px a character).
+  local function legend_width(entries)
+    local width = 0
+    for _, e in ipairs(entries) do width = math.max(width, utf8.len(e.label) or #e.label) end
+    return 40 + 7 * width
+  end
+
+  local function figure(opts, right, entries)
+    if opts.legend == "outside" and entries and #entries > 0 then
+      right = (right or 24) + legend_width(entries) + 12
+    end
     local w = opts.width or 720
     local h = opts.height or 450
     local f = setmetatable({w = w, h = h, out = {}}, Fig)
@@ -354,11 +364,10 @@ return function(ntk, core)
   -- Legend box in a corner of the plotting area.
   function Fig:legend(entries, where, kind)
     if #entries == 0 then return end
-    local width = 0
-    for _, e in ipairs(entries) do width = math.max(width, #e.label) end
-    local bw, bh = 40 + 7 * width, 8 + 18 * #entries
+    local bw, bh = legend_width(entries), 8 + 18 * #entries
     local x = where:find("left") and self.x0 + 10 or self.x1 - 10 - bw
     local y = where:find("bottom") and self.y0 - 10 - bh or self.y1 + 10
+    if where == "outside" then x, y = self.x1 + 12, self.y1 end
     self:add('<g class="legend">')
     self:add(fmt('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="white" fill-opacity="0.85" stroke="#bbb"/>',
                  x, y, bw, bh))
@@ -407,8 +416,8 @@ return function(ntk, core)
     if o.width < 200 or o.height < 150 then argerror(fname, n, "width and height must be at least 200 x 150") end
     local lg = opts.legend
     if lg ~= nil and type(lg) ~= "boolean" and lg ~= "topright" and lg ~= "topleft"
-       and lg ~= "bottomright" and lg ~= "bottomleft" then
-      argerror(fname, n, "option 'legend' must be a boolean or topright, topleft, bottomright, bottomleft")
+       and lg ~= "bottomright" and lg ~= "bottomleft" and lg ~= "outside" then
+      argerror(fname, n, "option 'legend' must be a boolean or topright, topleft, bottomright, bottomleft, outside")
     end
     return o
   end
@@ -495,7 +504,8 @@ return function(ntk, core)
     if lo > hi then
       argerror(F, 1, "no positive eigenvalues to show on a log scale (use log = false)")
     end
-    local f = figure(o)
+    local entries = legend_entries(list, o)
+    local f = figure(o, nil, entries)
     local xa = logx and log_axis(1, xmax, f.x0, f.x1, false) or linear_axis(1, xmax, f.x0, f.x1, false)
     local ya = log and log_axis(lo, hi, f.y0, f.y1, true) or linear_axis(math.min(lo, 0), hi, f.y0, f.y1, true)
     local ol = setmetatable({xlabel = o.xlabel or "index (descending)",
@@ -519,7 +529,7 @@ return function(ntk, core)
              'class="note" fill="#888" font-size="10"')
     end
     -- a descending spectrum leaves its lower left corner empty
-    f:legend(legend_entries(list, o), type(o.legend) == "string" and o.legend or "bottomleft")
+    f:legend(entries, type(o.legend) == "string" and o.legend or "bottomleft")
     local ok, err = f:write(path, o.title or "eigenvalue spectrum")
     if not ok then return nil, err end
     return path, {dropped = dropped}
@@ -593,7 +603,8 @@ return function(ntk, core)
       end
       for b = 1, bins do ymax = math.max(ymax, s.counts[b]) end
     end
-    local f = figure(o)
+    local entries = legend_entries(list, o)
+    local f = figure(o, nil, entries)
     local xa = logx and log_axis(10 ^ tlo, 10 ^ thi, f.x0, f.x1, false) or linear_axis(tlo, thi, f.x0, f.x1, false)
     local ya
     if logy then
@@ -632,7 +643,7 @@ return function(ntk, core)
       f:text(4, f.h - 4, fmt("%d non-positive value%s not shown", dropped, dropped == 1 and "" or "s"),
              'class="note" fill="#888" font-size="10"')
     end
-    f:legend(legend_entries(list, o), type(o.legend) == "string" and o.legend or "topright", "box")
+    f:legend(entries, type(o.legend) == "string" and o.legend or "topright", "box")
     local ok, err = f:write(path, o.title or "histogram")
     if not ok then return nil, err end
     return path
@@ -712,7 +723,8 @@ return function(ntk, core)
       end
     end
     if xlo > xhi then argerror(F, 1, "no positive values to show on a log scale") end
-    local f = figure(o)
+    local entries = legend_entries(list, o)
+    local f = figure(o, nil, entries)
     local xa = logx and log_axis(xlo, xhi, f.x0, f.x1, false) or linear_axis(xlo, xhi, f.x0, f.x1, false)
     local ya = logy and log_axis(ylo, yhi, f.y0, f.y1, true) or linear_axis(ylo, yhi, f.y0, f.y1, true)
     f:axes(xa, ya, o)
@@ -730,7 +742,7 @@ return function(ntk, core)
       f:text(4, f.h - 4, fmt("%d non-positive point%s not shown", dropped, dropped == 1 and "" or "s"),
              'class="note" fill="#888" font-size="10"')
     end
-    f:legend(legend_entries(list, o), type(o.legend) == "string" and o.legend or "topright")
+    f:legend(entries, type(o.legend) == "string" and o.legend or "topright")
     local ok, err = f:write(path, o.title or "lines")
     if not ok then return nil, err end
     return path

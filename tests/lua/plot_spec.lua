@@ -98,6 +98,13 @@ describe("ntk.plot.spectrum", function()
     assert.truthy(svg:find(">first</text>", 1, true) and svg:find(">second</text>", 1, true))
     ntk.plot.spectrum({a, b}, p, {labels = {"x", "y"}, legend = false})
     assert.equal(0, count(read(p), 'class="legend"'))
+    -- outside: the plotting area shrinks and the legend sits to its right
+    ntk.plot.spectrum({a, b}, p, {labels = {"first", "second"}, legend = "outside"})
+    svg = read(p)
+    local fx, fw = svg:match('<rect class="frame" x="([%d.]+)" y="[%d.]+" width="([%d.]+)"')
+    local lx = svg:match('<g class="legend">%s*<rect x="([%d.]+)"')
+    assert.is_true(tonumber(lx) > tonumber(fx) + tonumber(fw))
+    assert.is_true(tonumber(lx) < 720)
   end)
 
   it("normalizes by the trace: the same picture as dividing by hand", function()
