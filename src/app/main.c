@@ -69,6 +69,8 @@ static void stop_hook(lua_State *L, lua_Debug *ar)
     lua_sethook(L, NULL, 0, 0);
     if (app_interrupt) {
         app_interrupt = 0;
+        /* The terminal echoed ^C where the cursor was; start a line. */
+        if (isatty(STDERR_FILENO)) fputc('\n', stderr);
         luaL_error(L, "interrupted");
     }
 }
