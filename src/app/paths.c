@@ -5,7 +5,9 @@
  * The native part, ntk.core, is linked into the program, so only the Lua
  * files are searched, in this order:
  *   1. $NTK_LUA_DIR, when set (unless -E);
- *   2. <dir of the executable>/../share/ntk/lua   (an installed tree);
+ *   2. NTK_INSTALLED_LUA_DIR relative to the executable's directory, or as
+ *      is when absolute (an installed tree: bin/ntk and
+ *      share/lua/5.4/ntk/init.lua by default);
  *   3. the source tree the program was built from  (running from build/).
  * The first directory holding ntk/init.lua is prepended to package.path,
  * so it wins over LUA_PATH and the system's directories.
@@ -23,6 +25,9 @@
 
 #ifndef NTK_SOURCE_LUA_DIR
 #define NTK_SOURCE_LUA_DIR ""
+#endif
+#ifndef NTK_INSTALLED_LUA_DIR
+#define NTK_INSTALLED_LUA_DIR "../share/lua/5.4"
 #endif
 
 static char chosen[PATH_MAX];
@@ -52,7 +57,10 @@ const char *app_setup_paths(lua_State *L)
     char exe[PATH_MAX], installed[PATH_MAX + 32];
     exe_dir(exe, sizeof exe);
     installed[0] = '\0';
-    if (exe[0]) snprintf(installed, sizeof installed, "%s/../share/ntk/lua", exe);
+    if (NTK_INSTALLED_LUA_DIR[0] == '/')
+        snprintf(installed, sizeof installed, "%s", NTK_INSTALLED_LUA_DIR);
+    else if (exe[0])
+        snprintf(installed, sizeof installed, "%s/%s", exe, NTK_INSTALLED_LUA_DIR);
 
     lua_getfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
     int noenv = lua_toboolean(L, -1);

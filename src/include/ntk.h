@@ -47,11 +47,15 @@
  * --------
  * The Lua 5.4 module `ntk.core` (luaopen_ntk_core) wraps this API; the Lua
  * layer `ntk` (lua/ntk/init.lua) adds the ergonomic part. A host that
- * embeds Lua registers the native part and then requires the Lua layer:
+ * embeds Lua links libntk_lua (pkg-config ntk-lua, CMake ntk::lua; header
+ * ntk_lua.h), registers the native part and then requires the Lua layer:
  *
  *     luaL_requiref(L, "ntk.core", luaopen_ntk_core, 0); lua_pop(L, 1);
  *     // or: package.preload["ntk.core"] = luaopen_ntk_core
  *     luaL_dostring(L, "ntk = require 'ntk'");
+ *
+ * ntk_lua.h also passes matrices between C and Lua without copies
+ * (ntk_lua_pushmatrix, ntk_lua_tomatrix); docs/embedding.md has the rest.
  *
  * Conventions
  * -----------

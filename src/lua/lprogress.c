@@ -41,6 +41,8 @@ typedef struct hook_state {
     ntk_ctx *ctx;
     unsigned short last_len; /* characters of the line drawn last */
     unsigned char immediate; /* NTK_PROGRESS=always */
+    unsigned char failed;    /* the callback raised; its error is in the err_ref slot */
+    unsigned char nomem;     /* no stack space to call it */
 } hook_state;
 
 static hook_state *state_of(lntk_progress *p)
@@ -151,6 +153,17 @@ static void draw(hook_state *hs, const char *task, double done, double total, in
     else fflush(stderr);
 }
 
+/* The Lua side of the hook, run under lua_pcall: the core is below on the
+ * C stack, so nothing that can raise (even a memory error) may run
+ * outside a protected call. 1: function, 2: task, 3: done, 4: total. */
+static int call_progress(lua_State *L)
+{
+    lua_pushstring(L, lua_touserdata(L, 2));
+    lua_replace(L, 2);
+    lua_call(L, 3, 1);
+    return 1;
+}
+
 static int hook(void *ud, const char *task, double done, double total)
 {
     hook_state *hs = ud;
@@ -160,19 +173,27 @@ static int hook(void *ud, const char *task, double done, double total)
         return 1;
     }
     if (p->enabled) draw(hs, task, done, total, done >= total && p->drawn);
-    if (p->fn_ref != LUA_NOREF && p->err_ref == LUA_NOREF) {
+    if (p->fn_ref != LUA_NOREF && !hs->failed) {
         lua_State *L = p->L;
+        if (!lua_checkstack(L, 6)) {
+            hs->nomem = 1;
+            return 1;
+        }
+        /* None of these pushes allocates. */
+        lua_pushcfunction(L, call_progress);
         lua_rawgeti(L, LUA_REGISTRYINDEX, p->fn_ref);
-        lua_pushstring(L, task);
+        lua_pushlightuserdata(L, (void *)task);
         lua_pushnumber(L, done);
         lua_pushnumber(L, total);
-        int status = lua_pcall(L, 3, 1, 0);
+        int status = lua_pcall(L, 4, 1, 0);
         /* The callback may have run ntk work of its own, which took the
          * context's hook and released it: take it back. */
         ntk_ctx_set_progress(hs->ctx, hook, hs);
         if (status != LUA_OK) {
-            /* Keep the callback's error to raise once the core has unwound. */
-            p->err_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+            /* Keep the error to raise once the core has unwound; the slot
+             * exists already, so storing into it does not allocate. */
+            lua_rawseti(L, LUA_REGISTRYINDEX, p->err_ref);
+            hs->failed = 1;
             return 1;
         }
         int stop = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
@@ -221,6 +242,12 @@ void lntk_progress_begin(lua_State *L, lntk_progress *p, int opts_idx)
         }
     }
     p->enabled = want_bar;
+    if (p->fn_ref != LUA_NOREF) {
+        /* Reserve the slot for the callback's error now, while raising is
+         * still harmless. */
+        lua_pushboolean(L, 0);
+        p->err_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     hook_state *hs = state_of(p);
     memset(hs, 0, sizeof *hs);
     hs->p = p;
@@ -240,11 +267,12 @@ void lntk_progress_end(lua_State *L, lntk_progress *p)
     if (p->fn_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, p->fn_ref);
     p->fn_ref = LUA_NOREF;
     if (p->err_ref != LUA_NOREF) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, p->err_ref);
+        if (hs->failed) lua_rawgeti(L, LUA_REGISTRYINDEX, p->err_ref);
         luaL_unref(L, LUA_REGISTRYINDEX, p->err_ref);
         p->err_ref = LUA_NOREF;
-        lua_error(L);
+        if (hs->failed) lua_error(L);
     }
+    if (hs->nomem) luaL_error(L, "not enough memory (no stack space for the progress function)");
 }
 
 /* ntk.clock(): seconds on a monotonic wall clock, for timing work that
