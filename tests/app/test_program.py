@@ -147,6 +147,30 @@ class CommandLine(unittest.TestCase):
         self.assertTrue(msg.endswith("interrupted during ntk"), msg)
 
 
+class InstalledProgram(unittest.TestCase):
+    """`cmake --install` puts the program in bin/; run from elsewhere, it
+    finds the installed Lua layer, not the source tree."""
+
+    def test_installed_tree(self):
+        build = os.environ.get("NTK_BUILD_DIR")
+        if not build:
+            self.skipTest("NTK_BUILD_DIR (the build to install) is not set")
+        with tempfile.TemporaryDirectory() as d:
+            prefix = os.path.join(d, "prefix")
+            r = subprocess.run(["cmake", "--install", build, "--prefix", prefix],
+                               capture_output=True, text=True, timeout=300)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            program = os.path.join(prefix, "bin", "ntk")
+            self.assertTrue(os.access(program, os.X_OK), "bin/ntk not installed")
+            r = subprocess.run([program, "-e", "print(package.searchpath('ntk', package.path)); "
+                                "print(ntk.eye(2):trace())"],
+                               capture_output=True, text=True, timeout=60, env=env(), cwd=d)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            found, trace = r.stdout.splitlines()
+            self.assertTrue(os.path.realpath(found).startswith(os.path.realpath(prefix)), found)
+            self.assertEqual(trace, "2.0")
+
+
 class PipedSession(unittest.TestCase):
     def session(self, text):
         return run(["-i"], stdin=text)
