@@ -807,8 +807,10 @@ return function(ntk, core)
     end
     local nan_r, nan_c
     do
-      local finite = K:max_abs() -- NaN and Inf show up here cheaply
-      if finite ~= finite or finite == math.huge then
+      -- NaN and Inf show up in these cheaply (one of them at least, however
+      -- max_abs treats NaN)
+      local a, b = K:max_abs(), K:sum()
+      if a ~= a or b ~= b or a == math.huge or math.abs(b) == math.huge then
         for i = 1, rows do
           for j = 1, cols do
             local v = K:get(i, j)

@@ -286,6 +286,10 @@ describe("ntk.plot.heatmap", function()
     K:set(2, 3, 0 / 0)
     assert.has_error(function() ntk.plot.heatmap(K, p) end,
                      "bad argument #1 to 'heatmap' (K contains NaN or Inf at row 2, column 3)")
+    K = ntk.matrix(2, 2)
+    K:set(2, 1, -math.huge)
+    assert.has_error(function() ntk.plot.heatmap(K, p) end,
+                     "bad argument #1 to 'heatmap' (K contains NaN or Inf at row 2, column 1)")
     assert.has_error(function() ntk.plot.heatmap(ntk.eye(2), p, {block = 0}) end)
     assert.has_error(function() ntk.plot.heatmap(ntk.eye(2), p, {colormap = "jet"}) end)
   end)
