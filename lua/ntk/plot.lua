@@ -210,6 +210,9 @@ return function(ntk, core)
 
   -- Linear axis over the data [lo, hi], padded unless exact.
   local function linear_axis(lo, hi, p0, p1, pad)
+    if hi - lo == math.huge or (pad and (hi - lo) * 1.1 == math.huge) then
+      error("values too large to plot: their range overflows a double", 0)
+    end
     if lo == hi then
       local d = lo == 0 and 1 or math.abs(lo) * 0.1
       lo, hi = lo - d, hi + d
@@ -818,7 +821,8 @@ return function(ntk, core)
           end
           if nan_r then break end
         end
-        argerror(F, 1, fmt("K contains NaN or Inf at row %d, column %d", nan_r or 0, nan_c or 0))
+        -- else every entry is finite and only the sum overflowed
+        if nan_r then argerror(F, 1, fmt("K contains NaN or Inf at row %d, column %d", nan_r, nan_c)) end
       end
     end
     local cr, cc = math.min(rows, max_cells), math.min(cols, max_cells)
@@ -837,10 +841,14 @@ return function(ntk, core)
         if v > hi then hi = v end
       end
     end
+    if lo == -math.huge or hi == math.huge or hi - lo == math.huge then
+      argerror(F, 1, "K's entries are too large to draw (their averages or range overflow)")
+    end
     if o.range ~= nil then
       local r = o.range
-      if type(r) ~= "table" or type(r[1]) ~= "number" or type(r[2]) ~= "number" or not (r[1] < r[2]) then
-        argerror(F, 3, "option 'range' must be {lo, hi} with lo < hi")
+      if type(r) ~= "table" or type(r[1]) ~= "number" or type(r[2]) ~= "number" or not (r[1] < r[2])
+         or r[2] - r[1] == math.huge then
+        argerror(F, 3, "option 'range' must be {lo, hi} with lo < hi, both finite")
       end
       lo, hi = r[1], r[2]
     end

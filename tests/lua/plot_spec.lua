@@ -220,6 +220,15 @@ describe("ntk.plot.lines", function()
     assert.truthy(svg:find(">step</text>", 1, true))
   end)
 
+  it("refuses values whose range overflows instead of looping", function()
+    assert.has_error(function() ntk.plot.lines({1e308, -1e308}, path("big.svg")) end,
+                     "values too large to plot: their range overflows a double")
+    assert.has_error(function() ntk.plot.spectrum({1e308, -1e308}, path("big.svg"), {log = false}) end,
+                     "values too large to plot: their range overflows a double")
+    -- log scales take any positive double
+    assert.truthy(ntk.plot.spectrum({1e308, 1e-308}, path("big.svg")))
+  end)
+
   it("refuses mismatched x and y", function()
     assert.has_error(function() ntk.plot.lines({x = {1, 2}, y = {1}}, path("l.svg")) end,
                      "bad argument #1 to 'lines' (series: x has 2 values and y 1)")
@@ -290,6 +299,9 @@ describe("ntk.plot.heatmap", function()
     K:set(2, 1, -math.huge)
     assert.has_error(function() ntk.plot.heatmap(K, p) end,
                      "bad argument #1 to 'heatmap' (K contains NaN or Inf at row 2, column 1)")
+    -- finite but beyond what the colour scale can span
+    assert.has_error(function() ntk.plot.heatmap(ntk.matrix{{1e308, -1e308}, {1e308, 1e308}}, p) end,
+                     "bad argument #1 to 'heatmap' (K's entries are too large to draw (their averages or range overflow))")
     assert.has_error(function() ntk.plot.heatmap(ntk.eye(2), p, {block = 0}) end)
     assert.has_error(function() ntk.plot.heatmap(ntk.eye(2), p, {colormap = "jet"}) end)
   end)
