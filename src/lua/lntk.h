@@ -76,6 +76,8 @@ typedef struct lntk_progress {
 } lntk_progress;
 void lntk_progress_begin(lua_State *L, lntk_progress *p, int opts_idx);
 void lntk_progress_end(lua_State *L, lntk_progress *p);
+/* ntk.clock(): monotonic wall-clock seconds (lprogress.c). */
+int lntk_clock(lua_State *L);
 
 /* Networks (lnet.c): argument idx must be an open ntk.Net. */
 ntk_net *lntk_checknet(lua_State *L, int idx);
