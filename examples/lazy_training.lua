@@ -1,36 +1,62 @@
 -- Lazy training: under the ntk parameterization the empirical NTK moves
 -- less and less during training as the network gets wider.
 --
---   lua5.4 examples/lazy_training.lua [outdir] [--quick]
+--   ntk examples/lazy_training.lua [n=24] [widths=16,32,64,128,256,512,1024]
+--       [depth=3] [seeds=3] [epochs=200] [lr=1] [out=.]
 --
--- Trains depth-3 tanh MLPs of growing width by full-batch gradient descent
--- on the same regression problem (same learning rate, same epochs), and
--- measures the kernel's drift between initialisation and the end of
--- training with ntk.kernel_distance (relative Frobenius change and
--- 1 - alignment), along with the parameters' relative change. A callback
--- records the drift during training. Prints a table with the fitted slope
--- of log drift against log width (Lee et al. 2019 bound the change by
--- O(width^-1/2); it often falls faster) and writes
--- lazy_training.csv (and lazy_training.svg, lazy_training_epochs.svg when
--- ntk.plot is available) into outdir (default: the current directory).
+-- Trains tanh MLPs of growing width by full-batch gradient descent on the
+-- same regression problem (n points in the plane, target sin(2 x1) cos(x2);
+-- same learning rate, same epochs) and measures the kernel's drift between
+-- initialisation and the end of training with ntk.kernel_distance (relative
+-- Frobenius change and 1 - alignment), along with the parameters' relative
+-- change. A callback records the drift during training. Prints a table with
+-- the fitted slope of log drift against log width (Lee et al. 2019 bound
+-- the change by O(width^-1/2); it often falls faster) and writes
+-- lazy_training.csv, lazy_training.svg and lazy_training_epochs.svg into
+-- `out`.
 local ntk = require "ntk"
 
-local outdir, quick = ".", false
-for _, a in ipairs{...} do
-  if a == "--quick" then quick = true else outdir = a end
+local function options(defaults, ...)
+  local o = {}
+  for k, v in pairs(defaults) do o[k] = v end
+  for i = 1, select("#", ...) do
+    local a = select(i, ...)
+    local k, v = tostring(a):match("^([%w_]+)=(.*)$")
+    if not k or defaults[k] == nil then
+      local keys = {}
+      for key in pairs(defaults) do keys[#keys + 1] = key end
+      table.sort(keys)
+      error(("unknown argument '%s' (expected key=value with key one of: %s)"):format(a, table.concat(keys, ", ")), 0)
+    end
+    if type(defaults[k]) == "number" then
+      o[k] = tonumber(v) or error(("%s must be a number, got '%s'"):format(k, v), 0)
+    else
+      o[k] = v
+    end
+  end
+  return o
 end
 
--- 24 points in the plane, target sin(2 x1) cos(x2).
-local N = 24
+local function list(s, what)
+  local t = {}
+  for w in s:gmatch("[^,]+") do
+    t[#t + 1] = math.tointeger(tonumber(w)) or error(what .. " must be integers, got " .. w, 0)
+  end
+  return t
+end
+
+local opt = options({n = 24, widths = "16,32,64,128,256,512,1024", depth = 3, seeds = 3,
+                     epochs = 200, lr = 1.0, out = "."}, ...)
+local N = math.tointeger(opt.n)
 local X = ntk.randn(N, 2, 3)
 local Y = ntk.matrix(N, 1)
 for i = 1, N do Y:set(i, 1, math.sin(2 * X:get(i, 1)) * math.cos(X:get(i, 2))) end
 
-local widths = quick and {16, 64} or {16, 32, 64, 128, 256, 512, 1024}
-local seeds = quick and 1 or 3
-local epochs = quick and 20 or 200
-local every = quick and 5 or 10
-local lr = 1.0
+local widths = list(opt.widths, "widths")
+local seeds = math.tointeger(opt.seeds)
+local epochs = math.tointeger(opt.epochs)
+local every = math.max(1, epochs // 20)
+local lr = opt.lr
 
 local function slope(xs, ys)
   local n, sx, sy, sxx, sxy = #xs, 0, 0, 0, 0
@@ -47,8 +73,10 @@ for _, width in ipairs(widths) do
   local acc = {loss = 0, rel = 0, mis = 0, dtheta = 0}
   local trail = {x = {}, y = {}, label = "width " .. width}
   for s = 1, seeds do
-    local net = ntk.mlp{sizes = {2, width, width, 1}, activation = "tanh",
-                        weight_std = 1.5, bias_std = 0.1, seed = s}
+    local sizes = {2}
+    for _ = 1, opt.depth - 1 do sizes[#sizes + 1] = width end
+    sizes[#sizes + 1] = 1
+    local net = ntk.mlp{sizes = sizes, activation = "tanh", weight_std = 1.5, bias_std = 0.1, seed = s}
     local K0 = net:ntk(X, {progress = false})
     local theta0 = net:params()
     local hist, msg = net:train{X = X, Y = Y, lr = lr, epochs = epochs, progress = false,
@@ -75,7 +103,7 @@ end
 print(string.format("slope of log kernel change vs log width: %.3f (O(width^-1/2) or faster expected)",
                     slope(widths, drifts)))
 
-local csv = outdir .. "/lazy_training.csv"
+local csv = opt.out .. "/lazy_training.csv"
 local f = assert(io.open(csv, "w"))
 f:write("width,seeds,epochs,final_loss,kernel_rel_change,kernel_misalignment,param_rel_change\n",
         table.concat(rows, "\n"), "\n")
@@ -83,12 +111,12 @@ f:close()
 print("wrote " .. csv)
 
 if ntk.plot and ntk.plot.lines then
-  local svg = outdir .. "/lazy_training.svg"
+  local svg = opt.out .. "/lazy_training.svg"
   local ok, err = pcall(ntk.plot.lines, {{x = widths, y = drifts, label = "||K_T - K_0|| / ||K_0||"}}, svg, {
     logx = true, logy = true, xlabel = "width", ylabel = "relative kernel change",
     title = "NTK drift after " .. epochs .. " epochs of gradient descent (ntk parameterization)"})
   print(ok and ("wrote " .. svg) or ("no plot: " .. tostring(err)))
-  svg = outdir .. "/lazy_training_epochs.svg"
+  svg = opt.out .. "/lazy_training_epochs.svg"
   ok, err = pcall(ntk.plot.lines, trails, svg, {
     logy = true, xlabel = "epoch", ylabel = "relative kernel change",
     title = "NTK drift during training, by width"})

@@ -1,25 +1,52 @@
 -- The empirical NTK of finite networks converging to the infinite-width
 -- (analytic) NTK as the width grows.
 --
---   lua5.4 examples/ntk_convergence.lua [outdir] [--quick]
+--   ntk examples/ntk_convergence.lua [n=16] [widths=16,32,64,128,256,512,1024]
+--       [depth=3] [seeds=8] [out=.]
 --
--- For relu and erf MLPs of depth 3 under the ntk parameterization, draws
--- several random networks per width, measures the relative Frobenius error
--- ||K_emp - Theta||_F / ||Theta||_F against ntk.analytic, prints a table
--- with the fitted slope of log error against log width (theory: -1/2),
--- and writes ntk_convergence.csv (and ntk_convergence.svg when ntk.plot
--- is available) into outdir (default: the current directory).
+-- For relu and erf MLPs under the ntk parameterization (n Gaussian inputs in
+-- R^8), draws `seeds` random networks per width, measures the relative
+-- Frobenius error ||K_emp - Theta||_F / ||Theta||_F against ntk.analytic,
+-- prints a table with the fitted slope of log error against log width
+-- (theory: -1/2, the fluctuations' 1/sqrt(width)), and writes
+-- ntk_convergence.csv and ntk_convergence.svg into `out`.
 local ntk = require "ntk"
 
-local outdir, quick = ".", false
-for _, a in ipairs{...} do
-  if a == "--quick" then quick = true else outdir = a end
+local function options(defaults, ...)
+  local o = {}
+  for k, v in pairs(defaults) do o[k] = v end
+  for i = 1, select("#", ...) do
+    local a = select(i, ...)
+    local k, v = tostring(a):match("^([%w_]+)=(.*)$")
+    if not k or defaults[k] == nil then
+      local keys = {}
+      for key in pairs(defaults) do keys[#keys + 1] = key end
+      table.sort(keys)
+      error(("unknown argument '%s' (expected key=value with key one of: %s)"):format(a, table.concat(keys, ", ")), 0)
+    end
+    if type(defaults[k]) == "number" then
+      o[k] = tonumber(v) or error(("%s must be a number, got '%s'"):format(k, v), 0)
+    else
+      o[k] = v
+    end
+  end
+  return o
 end
 
-local N, n0 = 16, 8
+local function list(s, what)
+  local t = {}
+  for w in s:gmatch("[^,]+") do
+    t[#t + 1] = math.tointeger(tonumber(w)) or error(what .. " must be integers, got " .. w, 0)
+  end
+  return t
+end
+
+local opt = options({n = 16, widths = "16,32,64,128,256,512,1024", depth = 3, seeds = 8,
+                     out = "."}, ...)
+local N, n0 = math.tointeger(opt.n), 8
 local X = ntk.randn(N, n0, 1)
-local widths = quick and {16, 64} or {16, 32, 64, 128, 256, 512, 1024}
-local seeds = quick and 2 or 8
+local widths = list(opt.widths, "widths")
+local seeds = math.tointeger(opt.seeds)
 local acts = {"relu", "erf"}
 
 local function slope(xs, ys)
@@ -34,11 +61,17 @@ end
 local rows, series = {}, {}
 print(string.format("%-6s %7s %12s %10s", "act", "width", "rel. error", "std"))
 for _, act in ipairs(acts) do
-  local spec = {sizes = {n0, 1, 1, 1}, activation = act, weight_std = 1.4, bias_std = 0.1}
+  local function sizes(w)
+    local t = {n0}
+    for _ = 1, opt.depth - 1 do t[#t + 1] = w end
+    t[#t + 1] = 1
+    return t
+  end
+  local spec = {sizes = sizes(1), activation = act, weight_std = 1.4, bias_std = 0.1}
   local theta = ntk.analytic(spec):ntk(X)
   local errs = {}
   for _, width in ipairs(widths) do
-    spec.sizes = {n0, width, width, 1}
+    spec.sizes = sizes(width)
     local sum, sq = 0, 0
     for s = 1, seeds do
       spec.seed = s
@@ -58,7 +91,7 @@ for _, act in ipairs(acts) do
   series[#series + 1] = {x = widths, y = errs, label = act}
 end
 
-local csv = outdir .. "/ntk_convergence.csv"
+local csv = opt.out .. "/ntk_convergence.csv"
 local f = assert(io.open(csv, "w"))
 f:write("activation,width,seeds,mean_rel_error,std_rel_error\n", table.concat(rows, "\n"), "\n")
 f:close()
@@ -69,10 +102,10 @@ local guide = {}
 for i, w in ipairs(widths) do guide[i] = series[1].y[1] * math.sqrt(widths[1] / w) end
 series[#series + 1] = {x = widths, y = guide, label = "width^-1/2", dash = true}
 if ntk.plot and ntk.plot.lines then
-  local svg = outdir .. "/ntk_convergence.svg"
+  local svg = opt.out .. "/ntk_convergence.svg"
   local ok, err = pcall(ntk.plot.lines, series, svg, {
     logx = true, logy = true, xlabel = "width", ylabel = "||K - Theta||_F / ||Theta||_F",
-    title = "Empirical NTK -> analytic NTK (depth 3, " .. seeds .. " nets per width)"})
+    title = "Empirical NTK -> analytic NTK (depth " .. opt.depth .. ", " .. seeds .. " nets per width)"})
   print(ok and ("wrote " .. svg) or ("no plot: " .. tostring(err)))
 else
   print("ntk.plot.lines is not available in this build: plot the CSV instead")

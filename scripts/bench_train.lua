@@ -5,12 +5,7 @@ local threads = tonumber(arg[1]) or 1
 local reps = tonumber(arg[2]) or 5
 ntk.set_threads(threads)
 
-local function now()
-  local f = io.popen("date +%s.%N")
-  local t = tonumber(f:read("l"))
-  f:close()
-  return t
-end
+local now = ntk.clock -- monotonic wall clock
 
 local function median(t)
   table.sort(t)

@@ -264,6 +264,8 @@ describe("ntk.analytic", function()
       calls = calls + 1
     end})
     assert.is_true(calls >= 3)
+    collectgarbage()
+    collectgarbage()
     local before = ntk.bytes_in_use()
     assert.error_matches(function()
       a:ntk(X, {progress = function(_, done) return done == 0 end})

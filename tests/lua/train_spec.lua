@@ -255,6 +255,8 @@ describe("net:train", function()
   it("raises the callback's error after cleaning up", function()
     local X, Y = ntk.randn(4, 2, 1), ntk.randn(4, 1, 2)
     local net = ntk.mlp{sizes = {2, 4, 1}}
+    collectgarbage()
+    collectgarbage()
     local before = ntk.bytes_in_use()
     local ok, err = pcall(net.train, net, {X = X, Y = Y, epochs = 5, callback = function(e)
       if e == 2 then error({code = 42}) end
@@ -290,6 +292,8 @@ describe("net:train", function()
     local after2
     a:train{X = X, Y = Y, lr = 0.05, epochs = 2, batch_size = 4}
     after2 = a:params()
+    collectgarbage()
+    collectgarbage()
     local before = ntk.bytes_in_use()
     assert.error_matches(function()
       b:train{X = X, Y = Y, lr = 0.05, epochs = 10, batch_size = 4,
@@ -393,25 +397,39 @@ describe("ntk.kernel_distance", function()
 end)
 
 describe("examples", function()
-  -- Both run end to end on small sizes and write their CSV.
+  -- Both run end to end on small sizes and write their CSV and plots.
   local dir = os.tmpname()
   os.remove(dir)
-  dir = dir:match("^(.*)/[^/]*$") or "."
-  for _, name in ipairs{"ntk_convergence", "lazy_training"} do
+  assert(os.execute("mkdir -p '" .. dir .. "'"))
+  local runs = {
+    ntk_convergence = {"n=6", "widths=8,32", "seeds=2", "out=" .. dir},
+    lazy_training = {"n=8", "widths=8,32", "seeds=1", "epochs=10", "out=" .. dir},
+  }
+  for name, args in pairs(runs) do
     it(name .. ".lua runs", function()
-      local env = setmetatable({print = function() end}, {__index = _G})
+      local printed = {}
+      local env = setmetatable({print = function(...)
+        printed[#printed + 1] = table.concat({...}, " ")
+      end}, {__index = _G})
       local chunk = assert(loadfile(root .. "/examples/" .. name .. ".lua", "t", env))
-      chunk(dir, "--quick")
+      chunk(table.unpack(args))
+      local out = table.concat(printed, "\n")
+      assert.matches("slope of log", out)
       local f = assert(io.open(dir .. "/" .. name .. ".csv"))
       local text = f:read("a")
       f:close()
-      os.remove(dir .. "/" .. name .. ".csv")
-      os.remove(dir .. "/" .. name .. ".svg")
-      os.remove(dir .. "/" .. name .. "_epochs.svg")
       local lines = 0
       for _ in text:gmatch("\n") do lines = lines + 1 end
       assert.is_true(lines >= 3, text)
       assert.is_nil(text:find("nan") or text:find("inf"))
+      if ntk.plot and ntk.plot.lines then
+        local svg = dir .. "/" .. name .. ".svg"
+        assert.matches("wrote " .. svg:gsub("%p", "%%%0"), out)
+        local ok = os.execute("xmllint --noout '" .. svg .. "' 2>/dev/null")
+        assert.is_true(ok == true or ok == 0, svg .. " does not parse")
+      end
+      assert.error_matches(function() chunk("bogus=1") end, "unknown argument 'bogus=1'")
     end)
   end
+  teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
 end)
