@@ -2,7 +2,7 @@
 -- less and less during training as the network gets wider.
 --
 --   ntk examples/lazy_training.lua [n=24] [widths=16,32,64,128,256,512,1024]
---       [depth=3] [seeds=3] [epochs=200] [lr=1] [out=.]
+--       [depth=3] [seeds=3] [epochs=200] [lr=0.5] [out=.]
 --
 -- Trains tanh MLPs of growing width by full-batch gradient descent on the
 -- same regression problem (n points in the plane, target sin(2 x1) cos(x2);
@@ -46,7 +46,7 @@ local function list(s, what)
 end
 
 local opt = options({n = 24, widths = "16,32,64,128,256,512,1024", depth = 3, seeds = 3,
-                     epochs = 200, lr = 1.0, out = "."}, ...)
+                     epochs = 200, lr = 0.5, out = "."}, ...)
 local N = math.tointeger(opt.n)
 local X = ntk.randn(N, 2, 3)
 local Y = ntk.matrix(N, 1)
