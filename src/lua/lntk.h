@@ -85,6 +85,10 @@ ntk_net *lntk_checknet(lua_State *L, int idx);
  * there belongs to the userdata (freed by its __gc). Allocate the slot
  * before creating the network, so a Lua memory error cannot leak it. */
 ntk_net **lntk_newnet(lua_State *L);
+/* Mark the open ntk.Net at idx in use (delta +1) or no longer (-1) around
+ * core calls that may run Lua code (progress functions, callbacks):
+ * __gc and __close refuse while it is in use. */
+void lntk_net_hold(lua_State *L, int idx, int delta);
 
 /* Sections of the module; each adds its functions to the module table on
  * top of the stack and creates its metatables. */

@@ -360,6 +360,134 @@ local signatures = {
   }},
 }
 
+-- ---- train section (issue 7): training, kernel distance, analytic kernels ----
+do
+  local function tX() return ntk.randn(4, 3, 3) end
+  local function tY() return ntk.randn(4, 2, 4) end
+  local targets = {valid = tY, bad = append(not_a_matrix(), {
+    {ntk.zeros(4, 3), "a wrong width", "Y must be 4x2"},
+    {ntk.zeros(3, 2), "too few rows", "Y must be 4x2"},
+    {with_entry(4, 2, 2, 1, NaN), "NaN", "Y contains NaN"},
+  })}
+  local loss = {valid = "mse", optional = true, bad = append(foreign_but("table"), {
+    {1, "a number", "unknown loss '1'"},
+    {{loss = "hinge"}, "an unknown loss", "hinge"},
+    {{loss = 1}, "loss a number", "loss"},
+    {{bogus = 1}, "an unknown key", "unknown option 'bogus'"},
+    {{progress = 1}, "progress a number", "progress"},
+  })}
+  local function with(k, v)
+    return {X = ntk.randn(4, 3, 3), Y = ntk.randn(4, 2, 4), progress = false, [k] = v}
+  end
+  local train_bad = append(append({{nil, "nil"}, {1, "a number"}}, foreign_but("table")), {
+    {{}, "no X", "X must be an ntk.Matrix"},
+    {{X = ntk.randn(4, 3, 3)}, "no Y", "Y must be an ntk.Matrix"},
+    {with("X", ntk.zeros(4, 2)), "X of a wrong width", "X must be N x 3"},
+    {with("X", ntk.zeros(0, 3)), "X without rows", "at least one row"},
+    {with("X", with_entry(4, 3, 1, 1, NaN)), "NaN in X", "X contains NaN"},
+    {with("X", closed_matrix()), "a closed X", "closed"},
+    {with("Y", ntk.zeros(4, 3)), "Y of a wrong width", "Y must be 4x2"},
+    {with("Y", with_entry(4, 2, 1, 1, Inf)), "Inf in Y", "Y contains Inf"},
+    {with("loss", "hinge"), "an unknown loss", "hinge"},
+    {with("optimizer", "rmsprop"), "an unknown optimizer", "rmsprop"},
+    {with("lr", 0), "lr = 0", "lr"}, {with("lr", NaN), "lr = NaN", "lr"},
+    {with("lr", "x"), "lr a string", "lr"},
+    {with("epochs", -1), "epochs = -1", "epochs"}, {with("epochs", 1.5), "epochs = 1.5", "epochs"},
+    {with("epochs", 2 ^ 31), "epochs = 2^31", "epochs"},
+    {with("batch_size", -1), "batch_size = -1", "batch_size"},
+    {with("seed", 1.5), "seed = 1.5", "seed"}, {with("shuffle", 1), "shuffle = 1", "shuffle"},
+    {with("momentum", 1), "momentum = 1", "momentum"}, {with("beta1", -1), "beta1 = -1", "beta1"},
+    {with("beta2", NaN), "beta2 = NaN", "beta2"}, {with("eps", 0), "eps = 0", "eps"},
+    {with("memory", -1), "memory = -1", "memory"}, {with("callback", 1), "callback = 1", "callback"},
+    {with("progress", 1), "progress = 1", "progress"}, {with("bogus", 1), "an unknown key", "unknown option 'bogus'"},
+  })
+  signatures["Net.loss"] = {call = method("Net", "loss"),
+                            args = {kinds.net(), kinds.input(3, 4), targets, loss}}
+  signatures["Net.grad"] = {call = method("Net", "grad"),
+                            args = {kinds.net(), kinds.input(3, 4), targets, loss}}
+  signatures["Net.vjp"] = {call = method("Net", "vjp"), args = {
+    kinds.net(), kinds.input(3, 4),
+    {valid = tY, bad = append(not_a_matrix(), {
+      {ntk.zeros(4, 3), "a wrong width", "G must be 4x2"},
+      {with_entry(4, 2, 1, 2, NaN), "NaN", "G contains NaN"},
+    })},
+    kinds.opts({progress = progress_bad}, {progress = false}),
+  }}
+  signatures["Net.train"] = {call = method("Net", "train"), args = {kinds.net(), {
+    valid = function() return {X = tX(), Y = tY(), progress = false} end, bad = train_bad,
+  }}}
+  signatures["Net.analytic"] = {call = method("Net", "analytic"), args = {kinds.net(), {
+    valid = {quad_tol = 1e-6}, optional = true, bad = append(foreign_but("table"), {
+      {1, "a number", "options table"},
+      {{sizes = {3, 2}}, "sizes", "comes from the network"},
+      {{quad_points = -1}, "quad_points = -1", "quad_points"},
+      {{quad_tol = 0}, "quad_tol = 0", "quad_tol"},
+      {{bogus = 1}, "an unknown key", "unknown option 'bogus'"},
+    }),
+  }}}
+  local kernel = {valid = function() return ntk.randn(3, 3, 1) end, bad = append(not_a_matrix(), {
+    {with_entry(3, 3, 2, 2, NaN), "NaN", "contains NaN"},
+  })}
+  signatures["ntk.kernel_distance"] = {call = fn "kernel_distance", args = {
+    {valid = kernel.valid, bad = append(append({}, kernel.bad), {
+      {ntk.zeros(3, 3), "a zero kernel", "K0 is zero", true}})},
+    {valid = function() return ntk.randn(3, 3, 2) end, bad = append(append({}, kernel.bad), {
+      {ntk.zeros(3, 3), "a zero kernel", "K1 is zero", true},
+      {ntk.randn(3, 2, 1), "another shape", "K1 must have K0's shape"}})},
+  }}
+  signatures["ntk.analytic"] = {call = fn "analytic", args = {{
+    valid = {sizes = {3, 5, 2}, activation = "tanh"},
+    bad = append(append({{nil, "nil"}, {1, "a number"}}, foreign_but("table")), {
+      {{}, "neither sizes nor depth", "either sizes"},
+      {{sizes = {3, 2}, depth = 1}, "both sizes and depth", "either sizes"},
+      {{depth = 0}, "depth = 0", "depth"}, {{depth = 1.5}, "depth = 1.5", "depth"},
+      {{depth = NaN}, "depth = NaN", "depth"}, {{depth = "x"}, "depth a string", "depth"},
+      {{sizes = {3}}, "one size", "sizes"}, {{sizes = {3, 0}}, "a zero width", "sizes%[2%]"},
+      {{sizes = {3, 2 ^ 31}}, "a width of 2^31", "sizes%[2%]"}, {{sizes = 3}, "sizes a number", "sizes"},
+      {{sizes = {3, 2}, outputs = 2}, "outputs with sizes", "outputs"},
+      {{depth = 2, outputs = 0}, "outputs = 0", "outputs"},
+      {{depth = 2, activation = "swish"}, "an unknown activation", "swish"},
+      {{depth = 3, activation = {"relu"}}, "too few activations", "activation"},
+      {{depth = 2, activation = 1}, "activation a number", "activation"},
+      {{depth = 2, parameterization = "mup"}, "an unknown parameterization", "mup"},
+      {{depth = 2, weight_std = -1}, "weight_std = -1", "weight_std"},
+      {{depth = 2, bias_std = NaN}, "bias_std = NaN", "bias_std"},
+      {{depth = 2, quad_points = 513}, "quad_points = 513", "quad_points"},
+      {{depth = 2, quad_tol = 2}, "quad_tol = 2", "quad_tol"},
+      {{depth = 2, force_quadrature = 1}, "force_quadrature = 1", "force_quadrature"},
+      {{depth = 2, seed = 1}, "an unknown key", "unknown option 'seed'"},
+    }),
+  }}}
+  local function number_arg(valid)
+    return {valid = valid, bad = append(foreign_but("number"), {{nil, "nil"}, {NaN, "NaN"}, {Inf, "Inf"}, {-1, "-1"}})}
+  end
+  signatures["ntk.gaussian_expect"] = {call = fn "gaussian_expect", args = {
+    {valid = "tanh", bad = append(foreign_but("string"), {{nil, "nil"}, {"swish", "an unknown activation", "swish"}})},
+    number_arg(1), number_arg(2),
+    {valid = 0.5, bad = append(foreign_but("number"), {{nil, "nil"}, {NaN, "NaN"}, {Inf, "Inf"}, {5, "c^2 > q1 q2", "covariance"}})},
+    kinds.opts({quad_points = {-1, 1000, 1.5}, quad_tol = {0, 2, NaN}, force_quadrature = {1, "x"}}),
+  }}
+  local function make_analytic() return ntk.analytic{sizes = {3, 5, 2}, activation = "tanh", quad_tol = 1e-6} end
+  local analytic_self = {valid = make_analytic, bad = append(append({{nil, "nil"}, {1, "a number"}}, foreign()), {
+    {ntk.zeros(2, 2), "a matrix"}, {make_net(), "a network"},
+  })}
+  local x2 = {valid = function() return ntk.randn(2, 3, 6) end, optional = true,
+              bad = {{1, "a number"}, {"x", "a string"}, {true, "a boolean"},
+                     {ntk.zeros(2, 4), "too many columns", "X2 must be N x 3"},
+                     {with_entry(2, 3, 2, 2, NaN), "NaN", "X2 contains NaN"},
+                     {closed_matrix(), "a closed matrix", "closed"}}}
+  local aopts = kinds.opts({mode = {"bogus", 1}, normalize = {"median", 0}, progress = progress_bad},
+                           {progress = false})
+  for _, name in ipairs{"ntk", "nngp", "kernels"} do
+    signatures["Analytic." .. name] = {call = method("Analytic", name),
+                                       args = {analytic_self, kinds.input(3, 3), x2, aopts}}
+  end
+  for _, name in ipairs{"depth", "output_dim", "sizes", "activations", "parameterization",
+                        "weight_std", "bias_std"} do
+    signatures["Analytic." .. name] = {call = method("Analytic", name), args = {analytic_self}}
+  end
+end
+
 -- Functions that take no arguments worth sweeping (ignore extra ones).
 local no_arguments = {
   ["ntk.get_threads"] = true, ["ntk.bytes_in_use"] = true, ["ntk.is_matrix"] = true,
@@ -452,7 +580,7 @@ describe("the bad-input sweep", function()
     -- Sub-tables (ntk.datasets, ...) and the methods of every object type
     -- the module registers (ntk.Matrix, ntk.Net, ...).
     for k, v in pairs(ntk) do
-      if type(v) == "table" and k ~= "core" and k ~= "Matrix" and k ~= "Net" then
+      if type(v) == "table" and k ~= "core" and k ~= "Matrix" and k ~= "Net" and k ~= "Analytic" then
         scan("ntk." .. k .. ".", v)
       end
     end
