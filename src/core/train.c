@@ -6,12 +6,6 @@
 #include <math.h>
 #include <string.h>
 
-void ntk_ctx_get_progress(const ntk_ctx *ctx, ntk_progress_fn *fn, void **ud)
-{
-    if (fn) *fn = ctx ? ctx->progress : NULL;
-    if (ud) *ud = ctx ? ctx->progress_ud : NULL;
-}
-
 /* ---- names ---- */
 
 static const char *const loss_names[] = {"mse", "cross_entropy"};

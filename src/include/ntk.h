@@ -151,6 +151,10 @@ NTK_API const char *ntk_ctx_error(const ntk_ctx *ctx);
 /* Forget the last error. */
 NTK_API void ntk_ctx_clear_error(ntk_ctx *ctx);
 NTK_API void ntk_ctx_set_progress(ntk_ctx *ctx, ntk_progress_fn fn, void *ud);
+/* The current progress hook (NULL if none), so that code installing its own
+ * hook around nested work can restore the caller's afterwards. */
+NTK_API void ntk_ctx_get_progress(const ntk_ctx *ctx, ntk_progress_fn *fn,
+                                  void **ud);
 NTK_API void ntk_ctx_set_log(ntk_ctx *ctx, ntk_log_fn fn, void *ud);
 /*
  * Threads for BLAS and for the library's own loops; 0 means every core.
@@ -488,14 +492,6 @@ NTK_API ntk_status ntk_standardize(ntk_ctx *ctx, const ntk_mat *x, const ntk_mat
                                    const ntk_mat *std, ntk_mat *out);
 
 /* @@ train @@ (training and analytic kernels) */
-
-/*
- * The context's current progress hook (NULL if none). A binding that calls
- * back into user code during long work (the training callback below) uses
- * it to restore its hook after nested calls installed and removed theirs.
- */
-NTK_API void ntk_ctx_get_progress(const ntk_ctx *ctx, ntk_progress_fn *fn,
-                                  void **ud);
 
 /* ---- Losses and gradients ----------------------------------------------
  *

@@ -73,6 +73,8 @@ typedef struct lntk_progress {
     int drawn;
     double started, last_draw; /* seconds */
     void *hook_space[4];       /* the hook's state, private */
+    ntk_progress_fn prev_fn;   /* the hook this call replaced, restored at the end */
+    void *prev_ud;
 } lntk_progress;
 void lntk_progress_begin(lua_State *L, lntk_progress *p, int opts_idx);
 void lntk_progress_end(lua_State *L, lntk_progress *p);

@@ -256,13 +256,16 @@ void lntk_progress_begin(lua_State *L, lntk_progress *p, int opts_idx)
         hs->interrupt = lua_touserdata(L, -1);
     lua_pop(L, 1);
     hs->ctx = lntk_ctx(L);
+    /* A call made from inside another's progress function (or a training
+     * callback) must hand the outer call its hook back when it ends. */
+    ntk_ctx_get_progress(hs->ctx, &p->prev_fn, &p->prev_ud);
     ntk_ctx_set_progress(hs->ctx, hook, hs);
 }
 
 void lntk_progress_end(lua_State *L, lntk_progress *p)
 {
     hook_state *hs = state_of(p);
-    ntk_ctx_set_progress(hs->ctx, NULL, NULL);
+    ntk_ctx_set_progress(hs->ctx, p->prev_fn, p->prev_ud);
     close_line(hs); /* a bar left open: the work stopped early */
     if (p->fn_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, p->fn_ref);
     p->fn_ref = LUA_NOREF;
