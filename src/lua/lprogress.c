@@ -186,9 +186,6 @@ static int hook(void *ud, const char *task, double done, double total)
         lua_pushnumber(L, done);
         lua_pushnumber(L, total);
         int status = lua_pcall(L, 4, 1, 0);
-        /* The callback may have run ntk work of its own, which took the
-         * context's hook and released it: take it back. */
-        ntk_ctx_set_progress(hs->ctx, hook, hs);
         if (status != LUA_OK) {
             /* Keep the error to raise once the core has unwound; the slot
              * exists already, so storing into it does not allocate. */

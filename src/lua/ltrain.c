@@ -199,16 +199,10 @@ static int epoch_hook(void *ud, size_t epoch, double loss)
         cb->failed = 2;
         return 1;
     }
-    /* Calls the callback makes (net:ntk...) install and remove their own
-     * progress hooks: put training's back afterwards. */
-    ntk_progress_fn pfn;
-    void *pud;
-    ntk_ctx_get_progress(cb->ctx, &pfn, &pud);
     lua_pushvalue(L, cb->fn_idx);
     lua_pushinteger(L, (lua_Integer)epoch);
     lua_pushnumber(L, loss);
     int rc = lua_pcall(L, 2, 1, 0);
-    ntk_ctx_set_progress(cb->ctx, pfn, pud);
     if (rc != LUA_OK) {
         lua_replace(L, cb->err_idx);
         cb->failed = 1;
