@@ -47,11 +47,15 @@
  * --------
  * The Lua 5.4 module `ntk.core` (luaopen_ntk_core) wraps this API; the Lua
  * layer `ntk` (lua/ntk/init.lua) adds the ergonomic part. A host that
- * embeds Lua registers the native part and then requires the Lua layer:
+ * embeds Lua links libntk_lua (pkg-config ntk-lua, CMake ntk::lua; header
+ * ntk_lua.h), registers the native part and then requires the Lua layer:
  *
  *     luaL_requiref(L, "ntk.core", luaopen_ntk_core, 0); lua_pop(L, 1);
  *     // or: package.preload["ntk.core"] = luaopen_ntk_core
  *     luaL_dostring(L, "ntk = require 'ntk'");
+ *
+ * ntk_lua.h also passes matrices between C and Lua without copies
+ * (ntk_lua_pushmatrix, ntk_lua_tomatrix); docs/embedding.md has the rest.
  *
  * Conventions
  * -----------
@@ -147,6 +151,10 @@ NTK_API const char *ntk_ctx_error(const ntk_ctx *ctx);
 /* Forget the last error. */
 NTK_API void ntk_ctx_clear_error(ntk_ctx *ctx);
 NTK_API void ntk_ctx_set_progress(ntk_ctx *ctx, ntk_progress_fn fn, void *ud);
+/* The current progress hook (NULL if none), so that code installing its own
+ * hook around nested work can restore the caller's afterwards. */
+NTK_API void ntk_ctx_get_progress(const ntk_ctx *ctx, ntk_progress_fn *fn,
+                                  void **ud);
 NTK_API void ntk_ctx_set_log(ntk_ctx *ctx, ntk_log_fn fn, void *ud);
 /*
  * Threads for BLAS and for the library's own loops; 0 means every core.
@@ -693,6 +701,189 @@ NTK_API ntk_status ntk_standardize(ntk_ctx *ctx, const ntk_mat *x, const ntk_mat
                                    const ntk_mat *std, ntk_mat *out);
 
 /* @@ train @@ (training and analytic kernels) */
+
+/* ---- Losses and gradients ----------------------------------------------
+ *
+ * For N samples with outputs f_i = f(x_i) (rows of N x m) and targets y_i:
+ *
+ *   NTK_LOSS_MSE:  L = (1 / 2N) sum_i ||f_i - y_i||^2, Y is N x m;
+ *                  dL/df_i = (f_i - y_i) / N.
+ *   NTK_LOSS_CROSS_ENTROPY: softmax over the m >= 2 outputs,
+ *                  L = (1 / N) sum_i sum_a y_ia (logsumexp(f_i) - f_ia),
+ *                  Y is N x m (one-hot rows or any non-negative soft
+ *                  targets, usually rows summing to 1) or N x 1 class
+ *                  indices 0 .. m-1 (0-based in C, 1-based in Lua);
+ *                  dL/df_i = (s_i * sum_a y_ia - y_i) / N, s_i = softmax(f_i).
+ *
+ * Gradients are one reverse pass over the whole batch seeded with dL/df:
+ * per layer one dgemm for dW (c_w Delta^T A_in), one dgemv for db and one
+ * dgemm to step Delta back, in chunks of samples so that memory stays
+ * bounded (NTK_DEFAULT_MEMORY of working memory).
+ */
+typedef enum ntk_loss {
+    NTK_LOSS_MSE = 0,
+    NTK_LOSS_CROSS_ENTROPY
+} ntk_loss;
+
+NTK_API ntk_status ntk_loss_parse(ntk_ctx *ctx, const char *name, ntk_loss *out);
+NTK_API const char *ntk_loss_name(ntk_loss loss);
+
+/* The loss of net on (X, Y) into *value; X is N x n with N >= 1. */
+NTK_API ntk_status ntk_net_loss(ntk_ctx *ctx, const ntk_net *net, ntk_loss loss,
+                                const ntk_mat *x, const ntk_mat *y,
+                                double *value);
+/* The gradient dL/dtheta into grad (P x 1 or 1 x P, laid out as the
+ * parameter vector) and the loss into *value (value may be NULL). */
+NTK_API ntk_status ntk_net_grad(ntk_ctx *ctx, const ntk_net *net, ntk_loss loss,
+                                const ntk_mat *x, const ntk_mat *y,
+                                ntk_mat *grad, double *value);
+/* Vector-Jacobian product sum_i Df(x_i) g_i into out (P x 1 or 1 x P) for
+ * G (N x m, row i = g_i): the gradient of sum_i g_i . f(x_i). */
+NTK_API ntk_status ntk_net_vjp(ntk_ctx *ctx, const ntk_net *net, const ntk_mat *x,
+                               const ntk_mat *g, ntk_mat *out);
+
+/* ---- Training -------------------------------------------------------------
+ *
+ * Optimizers, for the gradient g_t of the minibatch loss at step t = 1, 2...:
+ *   NTK_OPT_SGD:      theta -= lr g
+ *   NTK_OPT_MOMENTUM: v = momentum v + g (v_0 = 0); theta -= lr v
+ *                     (PyTorch's SGD with momentum, no dampening)
+ *   NTK_OPT_ADAM:     m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2;
+ *                     theta -= lr (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+ * Optimizer state starts at zero in every ntk_net_train call.
+ */
+typedef enum ntk_optimizer {
+    NTK_OPT_SGD = 0,
+    NTK_OPT_MOMENTUM,
+    NTK_OPT_ADAM
+} ntk_optimizer;
+
+NTK_API ntk_status ntk_optimizer_parse(ntk_ctx *ctx, const char *name,
+                                       ntk_optimizer *out);
+NTK_API const char *ntk_optimizer_name(ntk_optimizer opt);
+
+/* Called after each epoch with the loss over the whole training set;
+ * return nonzero to stop training there. It must not destroy the net. */
+typedef int (*ntk_epoch_fn)(void *ud, size_t epoch, double loss);
+
+#define NTK_DEFAULT_LR_SGD 0.01
+#define NTK_DEFAULT_LR_ADAM 0.001
+
+typedef struct ntk_train_opts {
+    ntk_loss loss;           /* default NTK_LOSS_MSE */
+    ntk_optimizer optimizer; /* default NTK_OPT_SGD */
+    double lr;               /* > 0; 0: 0.01 (sgd, momentum) or 0.001 (adam) */
+    size_t epochs;           /* passes over the data; default 1 (0 is allowed) */
+    size_t batch_size;       /* 0 (default) or >= N: full batch */
+    int shuffle;             /* reshuffle minibatches every epoch; default 1 */
+    uint64_t seed;           /* seed of the shuffling generator; default 0 */
+    double momentum;         /* in [0, 1); default 0.9 */
+    double beta1, beta2;     /* in [0, 1); defaults 0.9 and 0.999 */
+    double eps;              /* > 0; default 1e-8 */
+    size_t memory;           /* working bytes; 0: NTK_DEFAULT_MEMORY */
+    ntk_epoch_fn callback;   /* may be NULL */
+    void *callback_ud;
+    double *history;         /* NULL, or room for `epochs` losses */
+} ntk_train_opts;
+
+NTK_API void ntk_train_opts_init(ntk_train_opts *opts);
+
+/*
+ * Train net in place on (X, Y). Each epoch visits every sample once in
+ * minibatches of batch_size (the last one may be smaller; shuffled when
+ * opts->shuffle, by a generator seeded once with opts->seed), takes one
+ * optimizer step per minibatch on the minibatch's mean loss, then
+ * evaluates the loss over the whole training set: that value goes to
+ * history[epoch - 1] and to the callback. *epochs_done (may be NULL) is
+ * the number of epochs completed.
+ *
+ * Progress is reported as task "train" in epochs (fractional within an
+ * epoch). If the loss or a parameter becomes NaN or Inf (a too large
+ * learning rate), NTK_ERR_NUMERIC; if the progress hook cancels,
+ * NTK_ERR_INTERRUPTED. In both cases the network is restored to its
+ * parameters after the last completed epoch, which *epochs_done counts.
+ */
+NTK_API ntk_status ntk_net_train(ntk_ctx *ctx, ntk_net *net, const ntk_mat *x,
+                                 const ntk_mat *y, const ntk_train_opts *opts,
+                                 size_t *epochs_done);
+
+/*
+ * How far kernel K1 is from K0 (same shapes, not all zero):
+ *   *rel      = ||K1 - K0||_F / ||K0||_F (relative Frobenius change),
+ *   *misalign = 1 - <K0, K1>_F / (||K0||_F ||K1||_F) (1 - alignment),
+ * the latter computed as ||K0/|K0| - K1/|K1| ||^2 / 2, so it stays
+ * accurate when the kernels barely move. Either pointer may be NULL.
+ */
+NTK_API ntk_status ntk_kernel_distance(ntk_ctx *ctx, const ntk_mat *k0,
+                                       const ntk_mat *k1, double *rel,
+                                       double *misalign);
+
+/* ---- Infinite-width kernels ----------------------------------------------
+ *
+ * For the MLP family of ntk_mlp_create (same layer map, stds and
+ * activations) in the limit of infinite hidden widths, per output unit:
+ *   Sigma_1(x, x') = w^2 x.x' / n_0 + b^2
+ *   Sigma_k = w^2 E[phi(u) phi(v)] + b^2,   Sdot_k = w^2 E[phi'(u) phi'(v)],
+ *     (u, v) ~ N(0, [[Sigma_{k-1}(x,x), Sigma_{k-1}(x,x')], [.., Sigma_{k-1}(x',x')]])
+ *   NTK param:      Theta_1 = Sigma_1,  Theta_k = Sigma_k + Sdot_k Theta_{k-1}
+ *   standard param: Theta_1 = x.x' + 1, Theta_k = n_{k-1} E[phi(u) phi(v)] + 1 + Sdot_k Theta_{k-1}
+ * with w = weight_std, b = bias_std, phi the activation of layer k - 1.
+ * The NNGP is Sigma_L (the same under both parameterizations); the NTK is
+ * Theta_L. For m outputs both kernels are these times the m x m identity.
+ *
+ * Under the standard parameterization the NTK grows with the hidden widths
+ * n_{k-1} (neural-tangents' "standard" kernel, which uses the layers'
+ * declared widths the same way): it is the leading term of the finite
+ * network's expected NTK, and it needs spec->sizes.
+ *
+ * The expectations use closed forms for identity, relu (arc-cosine), erf
+ * and sin, and tensor Gauss-Hermite quadrature for the other activations
+ * (or for all with force_quadrature). With quad_points = 0 (the default)
+ * each quadrature layer gets the smallest rule of 16, 24, 32, 48, ... 512
+ * points per axis whose results agree with the next larger rule's within
+ * quad_tol (relative to sqrt(E[phi(u)^2] E[phi(v)^2]), and the same for
+ * phi') at the most demanding variances that layer sees; if even 512
+ * points fall short, the context's log hook gets a warning. Odd
+ * activations (tanh, and sigmoid - 1/2) evaluate half of the grid.
+ */
+#define NTK_MAX_QUAD_POINTS 512
+#define NTK_DEFAULT_QUAD_TOL 1e-8
+
+typedef struct ntk_analytic_spec {
+    size_t depth;         /* dense layers L >= 1 */
+    const size_t *sizes;  /* NULL, or L + 1 widths (sizes[0] = input dim) */
+    const ntk_act *acts;  /* L - 1 hidden activations (NULL: all relu) */
+    ntk_param param;      /* default NTK_PARAM_NTK */
+    double weight_std;    /* default NTK_DEFAULT_WEIGHT_STD */
+    double bias_std;      /* default NTK_DEFAULT_BIAS_STD */
+    size_t quad_points;   /* points per axis, 1..512; 0 (default): automatic */
+    double quad_tol;      /* automatic rule's target; default 1e-8 */
+    int force_quadrature; /* quadrature even where a closed form exists */
+} ntk_analytic_spec;
+
+NTK_API void ntk_analytic_spec_init(ntk_analytic_spec *spec);
+
+/*
+ * Infinite-width NNGP and NTK between the rows of X1 (N1 x n_0) and X2
+ * (N2 x n_0), each N1 x N2; X2 == NULL gives the symmetric kernels of X1
+ * (one triangle computed, then mirrored). nngp or ntk may be NULL.
+ * Progress task "analytic", in rows.
+ */
+NTK_API ntk_status ntk_analytic_kernels(ntk_ctx *ctx,
+                                        const ntk_analytic_spec *spec,
+                                        const ntk_mat *x1, const ntk_mat *x2,
+                                        ntk_mat *nngp, ntk_mat *ntk);
+
+/*
+ * The Gaussian expectations behind one layer: for (u, v) ~ N(0, [[q1, c],
+ * [c, q2]]) (q1, q2 >= 0, c^2 <= q1 q2 up to rounding), *e = E[phi(u) phi(v)]
+ * and *ed = E[phi'(u) phi'(v)] (either may be NULL). The quadrature
+ * settings come from spec (NULL: defaults; only quad_points, quad_tol and
+ * force_quadrature are read).
+ */
+NTK_API ntk_status ntk_gaussian_expect(ntk_ctx *ctx, const ntk_analytic_spec *spec,
+                                       ntk_act act, double q1, double q2, double c,
+                                       double *e, double *ed);
 
 #ifdef __cplusplus
 }

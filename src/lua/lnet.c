@@ -7,6 +7,7 @@
 typedef struct lntk_net {
     ntk_net *net;
     ntk_ctx *ctx; /* the context that allocated net */
+    int busy;     /* computations running on it that may call back into Lua */
 } lntk_net;
 
 static lntk_net *checknet(lua_State *L, int idx)
@@ -16,15 +17,25 @@ static lntk_net *checknet(lua_State *L, int idx)
     return n;
 }
 
-static void pushnet(lua_State *L, ntk_net *net)
+/* Push an empty ntk.Net before the core makes the network, so that a
+ * memory error raised here never strands one. */
+static lntk_net *newnet(lua_State *L)
 {
     lntk_net *n = lua_newuserdatauv(L, sizeof *n, 1);
-    n->net = net;
+    n->net = NULL;
     n->ctx = lntk_ctx(L);
+    n->busy = 0;
     /* Keep the context alive as long as the network. */
     lua_pushvalue(L, LNTK_CTX_UPVALUE);
     lua_setiuservalue(L, -2, 1);
     luaL_setmetatable(L, LNTK_NET);
+    return n;
+}
+
+/* Hand the network made by the core to the userdata from newnet. */
+static void setnet(lua_State *L, lntk_net *n, ntk_net *net)
+{
+    n->net = net;
     /* The parameters live outside Lua's heap: tell the collector. */
     size_t kb = ntk_net_num_params(net) * sizeof(double) / 1024;
     if (kb > 0) lua_gc(L, LUA_GCSTEP, kb > INT32_MAX ? INT32_MAX : (int)kb);
@@ -99,20 +110,26 @@ static int l_mlp(lua_State *L)
     if (spec.bias_std < 0) return luaL_argerror(L, 1, "bias_std must be >= 0");
     spec.seed = (uint64_t)lntk_optinteger(L, 1, "seed", 0);
 
+    lntk_net *n = newnet(L);
     ntk_net *net;
     ntk_status st = ntk_mlp_create(ctx, &spec, &net);
+    /* What is left after the checks above is the spec as a whole (too
+     * many parameters); running out of memory is not misuse. */
+    if (st == NTK_ERR_INVALID || st == NTK_ERR_OVERFLOW)
+        return luaL_argerror(L, 1, ntk_ctx_error(ctx));
     if (st) return lntk_error(L, st);
-    pushnet(L, net);
+    setnet(L, n, net);
     return 1;
 }
 
 static int n_copy(lua_State *L)
 {
     lntk_net *n = checknet(L, 1);
+    lntk_net *c = newnet(L);
     ntk_net *net;
     ntk_status st = ntk_net_copy(lntk_ctx(L), n->net, &net);
     if (st) return lntk_error(L, st);
-    pushnet(L, net);
+    setnet(L, c, net);
     return 1;
 }
 
@@ -120,6 +137,11 @@ static int n_release(lua_State *L)
 {
     lua_settop(L, 1); /* __close also passes the error object */
     lntk_net *n = luaL_checkudata(L, 1, LNTK_NET);
+    /* A progress function may reach __gc or __close through the metatable
+     * while the core still reads the network. */
+    if (n->busy)
+        return luaL_error(L, "network is in use by a running computation; "
+                             "close it after that returns");
     if (n->net) {
         ntk_net_destroy(n->ctx, n->net);
         n->net = NULL;
@@ -294,7 +316,8 @@ static int n_forward(lua_State *L)
 static int n_jacobian(lua_State *L)
 {
     static const char *const known[] = {"layout", "progress", NULL};
-    ntk_net *net = checknet(L, 1)->net;
+    lntk_net *self = checknet(L, 1);
+    ntk_net *net = self->net;
     lntk_matrix *x = checkinput(L, 2, net, "X");
     lntk_checkoptions(L, 3, known);
     const char *layout = lntk_optstring(L, 3, "layout", x->rows == 1 ? "columns" : "rows");
@@ -310,7 +333,9 @@ static int n_jacobian(lua_State *L)
     lntk_matrix *j = lntk_newmatrix(L, rows, P, 0);
     ntk_mat vx = lntk_view(x), vj = lntk_view(j);
     lntk_progress_begin(L, &prog, lua_isnoneornil(L, 3) ? 0 : 3);
+    self->busy++;
     ntk_status st = ntk_net_jacobian(lntk_ctx(L), net, &vx, &vj);
+    self->busy--;
     lntk_progress_end(L, &prog);
     if (st) return lntk_error(L, st);
     if (columns) {
@@ -378,7 +403,8 @@ static int kernel_args(lua_State *L, ntk_net *net, lntk_matrix **x1, lntk_matrix
 
 static int n_ntk(lua_State *L)
 {
-    ntk_net *net = checknet(L, 1)->net;
+    lntk_net *self = checknet(L, 1);
+    ntk_net *net = self->net;
     lntk_matrix *x1, *x2;
     int oi = kernel_args(L, net, &x1, &x2);
     ntk_kernel_opts o;
@@ -405,7 +431,9 @@ static int n_ntk(lua_State *L)
     ntk_mat v1 = lntk_view(x1), v2 = x2 ? lntk_view(x2) : (ntk_mat){0, 0, NULL};
     lntk_progress prog;
     lntk_progress_begin(L, &prog, oi);
+    self->busy++;
     st = ntk_net_ntk(ctx, net, &v1, x2 ? &v2 : NULL, &o, outs);
+    self->busy--;
     lntk_progress_end(L, &prog);
     if (st) return lntk_error(L, st);
     return 1;
@@ -434,6 +462,8 @@ static int n_ntk_plan(lua_State *L)
     kernel_opts(L, oi, &o);
     ntk_plan plan;
     ntk_status st = ntk_net_ntk_plan(lntk_ctx(L), net, n1, n2, &o, &plan);
+    /* Options are checked above, so an overflow is the sample count's. */
+    if (st == NTK_ERR_OVERFLOW) return luaL_argerror(L, 2, ntk_ctx_error(lntk_ctx(L)));
     if (st) return lntk_error(L, st);
     size_t rows, cols, count;
     if ((st = ntk_kernel_shape(lntk_ctx(L), net, n1, n2, &o, &rows, &cols, &count)))
@@ -487,16 +517,9 @@ static int n_tostring(lua_State *L)
 
 ntk_net *lntk_checknet(lua_State *L, int idx) { return checknet(L, idx)->net; }
 
-ntk_net **lntk_newnet(lua_State *L)
-{
-    lntk_net *n = lua_newuserdatauv(L, sizeof *n, 1);
-    n->net = NULL;
-    n->ctx = lntk_ctx(L);
-    lua_pushvalue(L, LNTK_CTX_UPVALUE);
-    lua_setiuservalue(L, -2, 1);
-    luaL_setmetatable(L, LNTK_NET);
-    return &n->net;
-}
+ntk_net **lntk_newnet(lua_State *L) { return &newnet(L)->net; }
+
+void lntk_net_hold(lua_State *L, int idx, int delta) { checknet(L, idx)->busy += delta; }
 
 static const luaL_Reg module_fns[] = {
     {"mlp", l_mlp},

@@ -13,6 +13,9 @@ typedef struct lntk_context {
 ntk_ctx *lntk_ctx(lua_State *L)
 {
     lntk_context *c = lua_touserdata(L, LNTK_CTX_UPVALUE);
+    /* lua_close finalizes newest first, so a finalizer older than the
+     * module may call it after the context is gone. */
+    if (!c->ctx) luaL_error(L, "ntk: the engine's context is closed (the Lua state is closing)");
     return c->ctx;
 }
 
@@ -196,6 +199,7 @@ static const luaL_Reg module_fns[] = {
     {"set_threads", l_set_threads},
     {"get_threads", l_get_threads},
     {"bytes_in_use", l_bytes_in_use},
+    {"clock", lntk_clock},
     {NULL, NULL},
 };
 

@@ -1,0 +1,465 @@
+/*
+ * Allocation failure, size overflow and interruption across the C API.
+ *
+ * Every entry point runs under an allocator that fails at the k-th request
+ * (only that one, or that one and every later one), for k = 0, 1, ... until
+ * a run sees no failure. Each run must return NTK_ERR_NOMEM with an "out of
+ * memory" message, or what the call returns without failures; it must leave
+ * no block behind; and the context must give the reference answer, bit for
+ * bit, right afterwards. Sizes that overflow must be refused before the
+ * allocator is called at all, and work cancelled at any progress report
+ * must free everything it held.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "check.h"
+#include "ntk.h"
+
+/* ---- an allocator that fails on demand --------------------------------- */
+
+typedef struct inject {
+    long budget;   /* requests left before failing; < 0: never fail */
+    int sticky;    /* keep failing once started */
+    long injected; /* failures so far */
+    long requests; /* allocation requests (new_size > 0) */
+    long live;     /* blocks held */
+} inject;
+
+static void *inject_alloc(void *ud, void *ptr, size_t old_size, size_t new_size)
+{
+    inject *in = ud;
+    (void)old_size;
+    if (new_size == 0) {
+        if (ptr) in->live--;
+        free(ptr);
+        return NULL;
+    }
+    in->requests++;
+    if (in->budget == 0) {
+        in->injected++;
+        if (!in->sticky) in->budget = -1;
+        return NULL;
+    }
+    if (in->budget > 0) in->budget--;
+    void *p = realloc(ptr, new_size);
+    if (p && !ptr) in->live++;
+    return p;
+}
+
+static inject inj = {-1, 0, 0, 0, 0};
+static ntk_ctx *ctx;
+
+/* ---- fixtures, made without failures ----------------------------------- */
+
+enum { N1 = 5, N2 = 3, IN = 3, OUT = 2 };
+static ntk_net *net;      /* 3 -> 6 (tanh) -> 4 (erf) -> 2 */
+static double x1d[N1 * IN], x2d[N2 * IN];
+static ntk_mat x1 = {N1, IN, x1d}, x2 = {N2, IN, x2d};
+
+/* What a case produced, compared bit for bit with its reference. */
+#define OUT_MAX 8192
+static double out[OUT_MAX];
+static size_t out_n;
+
+typedef ntk_status (*case_fn)(void);
+
+static ntk_status make_net(uint64_t seed, ntk_net **n)
+{
+    size_t sizes[] = {IN, 6, 4, OUT};
+    ntk_act acts[] = {NTK_ACT_TANH, NTK_ACT_ERF};
+    ntk_mlp_spec spec;
+    ntk_mlp_spec_init(&spec);
+    spec.depth = 3;
+    spec.sizes = sizes;
+    spec.acts = acts;
+    spec.seed = seed;
+    ntk_status st = ntk_mlp_create(ctx, &spec, n);
+    if (st == NTK_OK) {
+        out_n = ntk_net_num_params(*n);
+        memcpy(out, ntk_net_params(*n), out_n * sizeof(double));
+    }
+    return st;
+}
+
+/* ---- the cases ---------------------------------------------------------- */
+
+static ntk_status c_mlp_create(void)
+{
+    ntk_net *n = NULL;
+    ntk_status st = make_net(11, &n);
+    ntk_net_destroy(ctx, n);
+    return st;
+}
+
+static ntk_status c_net_copy(void)
+{
+    ntk_net *c = NULL;
+    ntk_status st = ntk_net_copy(ctx, net, &c);
+    if (st) return st;
+    out_n = ntk_net_num_params(c);
+    memcpy(out, ntk_net_params(c), out_n * sizeof(double));
+    ntk_net_destroy(ctx, c);
+    return NTK_OK;
+}
+
+static ntk_status c_set_params(void)
+{
+    size_t P = ntk_net_num_params(net);
+    double theta[256];
+    memcpy(theta, ntk_net_params(net), P * sizeof(double));
+    out_n = 0;
+    return ntk_net_set_params(ctx, net, theta, P);
+}
+
+static ntk_status c_layers(void)
+{
+    double w[24], b[6];
+    ntk_mat vw = {6, IN, w}, vb = {6, 1, b};
+    ntk_status st = ntk_net_get_layer(ctx, net, 1, &vw, &vb);
+    if (st) return st;
+    if ((st = ntk_net_set_layer(ctx, net, 1, &vw, &vb))) return st;
+    memcpy(out, w, sizeof w);
+    memcpy(out + 18, b, sizeof b);
+    out_n = 24;
+    return NTK_OK;
+}
+
+static ntk_status c_forward(void)
+{
+    ntk_mat y = {N1, OUT, out};
+    out_n = N1 * OUT;
+    return ntk_net_forward(ctx, net, &x1, &y);
+}
+
+static ntk_status c_forward_empty(void)
+{
+    ntk_mat x = {0, IN, x1d}, y = {0, OUT, out};
+    out_n = 0;
+    return ntk_net_forward(ctx, net, &x, &y);
+}
+
+static ntk_status c_jacobian(void)
+{
+    size_t P = ntk_net_num_params(net);
+    ntk_mat j = {N1 * OUT, P, out};
+    out_n = N1 * OUT * P;
+    return ntk_net_jacobian(ctx, net, &x1, &j);
+}
+
+/* Kernels: every mode, symmetric and cross, one chunk or several. */
+static ntk_status kernel(ntk_mode mode, ntk_method method, int cross, size_t chunk,
+                         int mean)
+{
+    ntk_kernel_opts o;
+    ntk_kernel_opts_init(&o);
+    o.mode = mode;
+    o.method = method;
+    o.chunk = chunk;
+    o.normalize_mean = mean;
+    size_t rows, cols, count;
+    ntk_status st = ntk_kernel_shape(ctx, net, N1, cross ? N2 : 0, &o, &rows, &cols, &count);
+    if (st) return st;
+    ntk_mat k[OUT];
+    for (size_t a = 0; a < count; a++) k[a] = (ntk_mat){rows, cols, out + a * rows * cols};
+    out_n = count * rows * cols;
+    return ntk_net_ntk(ctx, net, &x1, cross ? &x2 : NULL, &o, k);
+}
+
+static ntk_status c_ntk_full(void) { return kernel(NTK_MODE_FULL, NTK_METHOD_JACOBIAN, 0, 0, 0); }
+static ntk_status c_ntk_full_chunks(void) { return kernel(NTK_MODE_FULL, NTK_METHOD_JACOBIAN, 0, 2, 0); }
+static ntk_status c_ntk_full_cross(void) { return kernel(NTK_MODE_FULL, NTK_METHOD_JACOBIAN, 1, 2, 0); }
+static ntk_status c_ntk_trace(void) { return kernel(NTK_MODE_TRACE, NTK_METHOD_JACOBIAN, 0, 2, 1); }
+static ntk_status c_ntk_trace_cross(void) { return kernel(NTK_MODE_TRACE, NTK_METHOD_JACOBIAN, 1, 0, 0); }
+static ntk_status c_ntk_outputs(void) { return kernel(NTK_MODE_OUTPUTS, NTK_METHOD_JACOBIAN, 0, 2, 0); }
+static ntk_status c_ntk_outputs_cross(void) { return kernel(NTK_MODE_OUTPUTS, NTK_METHOD_JACOBIAN, 1, 1, 0); }
+static ntk_status c_ntk_blocks(void) { return kernel(NTK_MODE_BLOCKS, NTK_METHOD_JACOBIAN, 0, 2, 0); }
+static ntk_status c_ntk_auto(void) { return kernel(NTK_MODE_FULL, NTK_METHOD_AUTO, 1, 0, 0); }
+static ntk_status c_ntk_structured(void) { return kernel(NTK_MODE_FULL, NTK_METHOD_STRUCTURED, 0, 0, 0); }
+static ntk_status c_ntk_structured_trace(void) { return kernel(NTK_MODE_TRACE, NTK_METHOD_STRUCTURED, 1, 2, 0); }
+
+static ntk_status c_ntk_plan(void)
+{
+    ntk_plan p;
+    ntk_status st = ntk_net_ntk_plan(ctx, net, N1, N2, NULL, &p);
+    out[0] = p.flops;
+    out[1] = (double)p.memory;
+    out_n = 2;
+    return st;
+}
+
+static ntk_status c_gemm(void)
+{
+    ntk_mat c = {IN, IN, out};
+    out_n = IN * IN;
+    return ntk_mat_gemm(ctx, 1, 0, 1.0, &x1, &x1, 0.0, &c);
+}
+
+static ntk_status c_parse(void)
+{
+    ntk_act a;
+    ntk_param p;
+    ntk_status st = ntk_act_parse(ctx, "gelu", &a);
+    if (!st) st = ntk_param_parse(ctx, "standard", &p);
+    if (!st && ntk_act_parse(ctx, "swish", &a) != NTK_ERR_INVALID) st = NTK_ERR_UNSUPPORTED;
+    out[0] = a;
+    out[1] = p;
+    out_n = 2;
+    return st;
+}
+
+static ntk_status c_threads(void)
+{
+    ntk_status st = ntk_ctx_set_threads(ctx, 1);
+    out[0] = ntk_ctx_threads(ctx);
+    out_n = 1;
+    if (!st) st = ntk_ctx_set_threads(ctx, 2);
+    return st;
+}
+
+static const struct {
+    const char *name;
+    case_fn fn;
+    int progress; /* reports progress: swept by the interruption test */
+} cases[] = {
+    {"ntk_mlp_create", c_mlp_create, 0},
+    {"ntk_net_copy", c_net_copy, 0},
+    {"ntk_net_set_params", c_set_params, 0},
+    {"ntk_net_get_layer/set_layer", c_layers, 0},
+    {"ntk_net_forward", c_forward, 0},
+    {"ntk_net_forward (N = 0)", c_forward_empty, 0},
+    {"ntk_net_jacobian", c_jacobian, 1},
+    {"ntk_net_ntk full", c_ntk_full, 1},
+    {"ntk_net_ntk full, chunks", c_ntk_full_chunks, 1},
+    {"ntk_net_ntk full, cross", c_ntk_full_cross, 1},
+    {"ntk_net_ntk trace", c_ntk_trace, 1},
+    {"ntk_net_ntk trace, cross", c_ntk_trace_cross, 1},
+    {"ntk_net_ntk outputs", c_ntk_outputs, 1},
+    {"ntk_net_ntk outputs, cross", c_ntk_outputs_cross, 1},
+    {"ntk_net_ntk blocks", c_ntk_blocks, 1},
+    {"ntk_net_ntk auto", c_ntk_auto, 1},
+    {"ntk_net_ntk structured", c_ntk_structured, 1},
+    {"ntk_net_ntk structured trace", c_ntk_structured_trace, 1},
+    {"ntk_net_ntk_plan", c_ntk_plan, 0},
+    {"ntk_mat_gemm", c_gemm, 0},
+    {"ntk_act_parse/param_parse", c_parse, 0},
+    {"ntk_ctx_set_threads", c_threads, 0},
+};
+#define NCASES (sizeof cases / sizeof *cases)
+
+/* ---- allocation failure -------------------------------------------------- */
+
+static double ref[OUT_MAX];
+
+static void test_alloc_failure(void)
+{
+    for (size_t c = 0; c < NCASES; c++) {
+        ntk_status want = cases[c].fn();
+        size_t ref_n = out_n;
+        memcpy(ref, out, ref_n * sizeof(double));
+        /* The reference itself must be deterministic. */
+        CHECK_MSG(cases[c].fn() == want && out_n == ref_n &&
+                      memcmp(out, ref, ref_n * sizeof(double)) == 0,
+                  "%s is not reproducible", cases[c].name);
+        size_t bytes0 = ntk_ctx_bytes_in_use(ctx);
+        long live0 = inj.live;
+        for (int sticky = 0; sticky <= 1; sticky++) {
+            int done = 0;
+            long budget;
+            for (budget = 0; budget < 10000 && !done; budget++) {
+                ntk_ctx_clear_error(ctx);
+                inj.budget = budget;
+                inj.sticky = sticky;
+                inj.injected = 0;
+                ntk_status st = cases[c].fn();
+                inj.budget = -1;
+                if (inj.injected == 0) {
+                    done = 1;
+                    CHECK_MSG(st == want, "%s: status %d without failures, expected %d",
+                              cases[c].name, (int)st, (int)want);
+                } else {
+                    CHECK_MSG(st == NTK_ERR_NOMEM || st == want,
+                              "%s, budget %ld: status %d (%s)", cases[c].name, budget,
+                              (int)st, ntk_ctx_error(ctx));
+                    if (st == NTK_ERR_NOMEM)
+                        CHECK_MSG(strstr(ntk_ctx_error(ctx), "out of memory") != NULL,
+                                  "%s, budget %ld: message '%s'", cases[c].name, budget,
+                                  ntk_ctx_error(ctx));
+                }
+                CHECK_MSG(ntk_ctx_bytes_in_use(ctx) == bytes0 && inj.live == live0,
+                          "%s, budget %ld: %zu bytes and %ld blocks held, expected %zu, %ld",
+                          cases[c].name, budget, ntk_ctx_bytes_in_use(ctx), inj.live,
+                          bytes0, live0);
+                /* The context is as good as before. */
+                ntk_status again = cases[c].fn();
+                CHECK_MSG(again == want && out_n == ref_n &&
+                              memcmp(out, ref, ref_n * sizeof(double)) == 0,
+                          "%s, budget %ld: the rerun differs", cases[c].name, budget);
+            }
+            CHECK_MSG(done, "%s never ran without failures", cases[c].name);
+        }
+    }
+}
+
+/* The context itself. */
+static void test_ctx_create(void)
+{
+    inject in = {0, 1, 0, 0, 0};
+    ntk_ctx *c = (ntk_ctx *)1;
+    CHECK_STATUS(ntk_ctx_create_with(&c, inject_alloc, &in), NTK_ERR_NOMEM);
+    CHECK(c == NULL && in.live == 0 && in.injected == 1);
+    CHECK_STATUS(ntk_ctx_create_with(NULL, inject_alloc, &in), NTK_ERR_INVALID);
+    in.budget = -1;
+    CHECK_STATUS(ntk_ctx_create_with(&c, inject_alloc, &in), NTK_OK);
+    CHECK(in.live == 1);
+    ntk_ctx_destroy(c);
+    CHECK(in.live == 0);
+}
+
+/* ---- overflow: refused before the allocator is called --------------------- */
+
+static void test_overflow(void)
+{
+    const size_t huge = (size_t)1 << 62, big = (size_t)INT32_MAX;
+    inj.requests = 0;
+    size_t count;
+    CHECK_STATUS(ntk_mat_count(ctx, huge, 8, &count), NTK_ERR_OVERFLOW);
+    CHECK_STATUS(ntk_mat_count(ctx, SIZE_MAX, 2, &count), NTK_ERR_OVERFLOW);
+
+    ntk_mlp_spec spec;
+    ntk_mlp_spec_init(&spec);
+    size_t wide[] = {big, big, big};
+    spec.depth = 2;
+    spec.sizes = wide;
+    ntk_net *n = (ntk_net *)1;
+    CHECK_STATUS(ntk_mlp_create(ctx, &spec, &n), NTK_ERR_OVERFLOW);
+    CHECK(n == NULL);
+    CHECK(strstr(ntk_ctx_error(ctx), "too many parameters") != NULL);
+
+    /* Views whose byte size overflows: data is never touched. */
+    double cell = 0;
+    ntk_mat xh = {huge, IN, &cell}, yh = {huge, OUT, &cell}, ok = {N1, OUT, &cell};
+    CHECK_STATUS(ntk_net_forward(ctx, net, &xh, &ok), NTK_ERR_OVERFLOW);
+    CHECK_STATUS(ntk_net_forward(ctx, net, &x1, &yh), NTK_ERR_OVERFLOW);
+    CHECK_STATUS(ntk_net_jacobian(ctx, net, &xh, &ok), NTK_ERR_OVERFLOW);
+    ntk_mat jh = {N1 * OUT, huge, &cell};
+    CHECK_STATUS(ntk_net_jacobian(ctx, net, &x1, &jh), NTK_ERR_OVERFLOW);
+    ntk_mat kh = {huge, huge, &cell};
+    CHECK_STATUS(ntk_net_ntk(ctx, net, &xh, NULL, NULL, &kh), NTK_ERR_OVERFLOW);
+    CHECK_STATUS(ntk_net_ntk(ctx, net, &x1, &xh, NULL, &kh), NTK_ERR_OVERFLOW);
+    ntk_status st = ntk_net_ntk(ctx, net, &x1, NULL, NULL, &kh);
+    CHECK(st == NTK_ERR_OVERFLOW || st == NTK_ERR_SHAPE);
+    ntk_mat ah = {huge, 4, &cell};
+    CHECK_STATUS(ntk_mat_gemm(ctx, 0, 0, 1, &ah, &ah, 0, &ah), NTK_ERR_OVERFLOW);
+    /* Kernels and plans too large for memory or for BLAS's int sizes. */
+    size_t rows, cols;
+    CHECK_STATUS(ntk_kernel_shape(ctx, net, SIZE_MAX / 2, 0, NULL, &rows, &cols, &count),
+                 NTK_ERR_OVERFLOW);
+    CHECK_STATUS(ntk_kernel_shape(ctx, net, big, 0, NULL, &rows, &cols, &count),
+                 NTK_ERR_OVERFLOW);
+    ntk_plan plan;
+    CHECK_STATUS(ntk_net_ntk_plan(ctx, net, huge, huge, NULL, &plan), NTK_ERR_OVERFLOW);
+    CHECK_MSG(inj.requests == 0, "%ld allocation requests for overflowing sizes",
+              inj.requests);
+
+    /* Representable but far beyond memory (2^44 parameters, 128 TiB):
+     * the system allocator refuses it, and nothing stays held. */
+    size_t fat[] = {(size_t)1 << 22, (size_t)1 << 22, 1};
+    spec.sizes = fat;
+    size_t bytes0 = ntk_ctx_bytes_in_use(ctx);
+    long live0 = inj.live;
+    CHECK_STATUS(ntk_mlp_create(ctx, &spec, &n), NTK_ERR_NOMEM);
+    CHECK(n == NULL && strstr(ntk_ctx_error(ctx), "out of memory") != NULL);
+    CHECK(ntk_ctx_bytes_in_use(ctx) == bytes0 && inj.live == live0);
+}
+
+/* ---- interruption at every progress report -------------------------------- */
+
+static long stop_at, reports;
+static int stopper(void *ud, const char *task, double done, double total)
+{
+    (void)ud;
+    (void)task;
+    (void)done;
+    (void)total;
+    return reports++ == stop_at;
+}
+
+static void test_interrupt(void)
+{
+    for (size_t c = 0; c < NCASES; c++) {
+        if (!cases[c].progress) continue;
+        ntk_status want = cases[c].fn();
+        size_t ref_n = out_n;
+        memcpy(ref, out, ref_n * sizeof(double));
+        size_t bytes0 = ntk_ctx_bytes_in_use(ctx);
+        long live0 = inj.live;
+        int finished = 0, interrupted = 0;
+        for (stop_at = 0; stop_at < 1000 && !finished; stop_at++) {
+            reports = 0;
+            ntk_ctx_set_progress(ctx, stopper, NULL);
+            ntk_status st = cases[c].fn();
+            ntk_ctx_set_progress(ctx, NULL, NULL);
+            if (reports <= stop_at) {
+                finished = 1; /* fewer reports than the stop point */
+                CHECK_MSG(st == want, "%s: %d without interruption", cases[c].name, (int)st);
+            } else if (want == NTK_OK) {
+                interrupted++;
+                CHECK_MSG(st == NTK_ERR_INTERRUPTED && strstr(ntk_ctx_error(ctx), "interrupted"),
+                          "%s, stop at %ld: status %d", cases[c].name, stop_at, (int)st);
+                CHECK_MSG(reports == stop_at + 1, "%s: %ld reports after the stop",
+                          cases[c].name, reports - stop_at - 1);
+            }
+            CHECK_MSG(ntk_ctx_bytes_in_use(ctx) == bytes0 && inj.live == live0,
+                      "%s, stop at %ld: memory held", cases[c].name, stop_at);
+            ntk_status again = cases[c].fn();
+            CHECK_MSG(again == want && out_n == ref_n &&
+                          memcmp(out, ref, ref_n * sizeof(double)) == 0,
+                      "%s, stop at %ld: the rerun differs", cases[c].name, stop_at);
+        }
+        CHECK(finished);
+        CHECK_MSG(want != NTK_OK || interrupted >= 2, "%s: only %d interruption points",
+                  cases[c].name, interrupted);
+    }
+}
+
+/* ---- calls that must not allocate at all ---------------------------------- */
+
+static void test_no_alloc(void)
+{
+    inj.budget = 0;
+    inj.sticky = 1;
+    inj.injected = 0;
+    CHECK(strcmp(ntk_version(), NTK_VERSION_STRING) == 0);
+    CHECK(strcmp(ntk_status_string(NTK_ERR_NOMEM), "out of memory") == 0);
+    CHECK(ntk_net_num_params(net) == 6 * 3 + 6 + 4 * 6 + 4 + 2 * 4 + 2);
+    CHECK(ntk_net_depth(net) == 3 && ntk_net_input_dim(net) == IN &&
+          ntk_net_output_dim(net) == OUT && ntk_net_width(net, 1) == 6);
+    size_t rows, cols, count;
+    CHECK_STATUS(ntk_kernel_shape(ctx, net, N1, N2, NULL, &rows, &cols, &count), NTK_OK);
+    CHECK(rows == N1 * OUT && cols == N2 * OUT && count == 1);
+    ntk_ctx_set_log(ctx, NULL, NULL);
+    ntk_ctx_clear_error(ctx);
+    CHECK(ntk_ctx_error(ctx)[0] == '\0');
+    inj.budget = -1;
+    CHECK(inj.injected == 0);
+}
+
+int main(void)
+{
+    for (size_t i = 0; i < N1 * IN; i++) x1d[i] = (double)((i * 7) % 11) / 5.0 - 1.0;
+    for (size_t i = 0; i < N2 * IN; i++) x2d[i] = (double)((i * 5) % 7) / 3.0 - 1.0;
+    test_ctx_create();
+    if (ntk_ctx_create_with(&ctx, inject_alloc, &inj) != NTK_OK) return 1;
+    ntk_ctx_set_threads(ctx, 2);
+    if (make_net(5, &net) != NTK_OK) return 1;
+    test_no_alloc();
+    test_alloc_failure();
+    test_overflow();
+    test_interrupt();
+    ntk_net_destroy(ctx, net);
+    CHECK(ntk_ctx_bytes_in_use(ctx) == 0);
+    ntk_ctx_destroy(ctx);
+    CHECK_MSG(inj.live == 0, "%ld blocks leaked", inj.live);
+    return check_report("test_alloc");
+}
