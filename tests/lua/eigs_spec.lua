@@ -202,3 +202,42 @@ describe("net:ntk_eigs", function()
     assert.equal(before, ntk.bytes_in_use())
   end)
 end)
+
+describe("examples/top_eigenvalues.lua", function()
+  local build = os.getenv("NTK_BUILD_DIR") or (root .. "/build")
+  local function exists(p)
+    local f = io.open(p, "rb")
+    if f then f:close() end
+    return f ~= nil
+  end
+
+  it("runs end to end on small sizes and writes its plot", function()
+    if not exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") then
+      return pending("needs the Debian package dataset-fashion-mnist (scripts/setup installs it)")
+    end
+    if not exists(build .. "/bin/ntk") then return pending("needs the ntk program (build/bin/ntk)") end
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p '" .. dir .. "'"))
+    local p = io.popen(("cd '%s' && NTK_PROGRESS=0 '%s' '%s' n=40 big=100,250 k=4 width=16 2>&1; echo \"EXIT:$?\"")
+                       :format(dir, build .. "/bin/ntk", root .. "/examples/top_eigenvalues.lua"))
+    local out = p:read("a")
+    p:close()
+    assert.matches("EXIT:0", out, 1, true)
+    local diff = tonumber(out:match("largest relative difference ([%d.e+-]+)"))
+    assert.is_true(diff ~= nil and diff < 1e-8, out)
+    assert.matches("N = 250 +kernel 2500 x 2500", out)
+    assert.is_true(exists(dir .. "/top_eigenvalues.svg"))
+    local ok = os.execute("xmllint --noout '" .. dir .. "/top_eigenvalues.svg' 2>/dev/null")
+    assert.is_true(ok == true or ok == 0)
+    os.execute("rm -rf '" .. dir .. "'")
+    local _, bad = (function()
+      local q = io.popen(("'%s' '%s' nn=3 2>&1; echo \"EXIT:$?\""):format(build .. "/bin/ntk",
+                         root .. "/examples/top_eigenvalues.lua"))
+      local s = q:read("a")
+      q:close()
+      return nil, s
+    end)()
+    assert.matches("unknown argument 'nn=3'", bad, 1, true)
+  end)
+end)
