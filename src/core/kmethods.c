@@ -312,6 +312,15 @@ ntk_status ntk_kernel_regression(ntk_ctx *ctx, const ntk_mat *k, const ntk_mat *
     double base = fabs(mean_diag) > 0 ? fabs(mean_diag) : 1.0;
     double added = 0;
     lapack_int info = 0;
+    /* Progress counts factorisations: one, plus one per jitter tried. */
+    double total = 1;
+    if (opts->jitter)
+        for (double j = 1e-12; j <= opts->max_jitter * (1 + 1e-9); j *= 10) total += 1;
+    if (ntk__progress(ctx, "kernel_regression", 0, total)) {
+        ntk__free(ctx, a);
+        ntk__free(ctx, rhs);
+        return NTK_ERR_INTERRUPTED;
+    }
     ntk__enter(ctx);
     for (int attempt = 0;; attempt++) {
         st = ntk__sym_copy(ctx, k, "K", opts->symmetrize, opts->symmetry_tol, a);
@@ -343,7 +352,7 @@ ntk_status ntk_kernel_regression(ntk_ctx *ctx, const ntk_mat *k, const ntk_mat *
             break;
         }
         added = next;
-        if (ntk__progress(ctx, "kernel_regression", (double)attempt + 1, 12)) {
+        if (ntk__progress(ctx, "kernel_regression", (double)attempt + 1, total)) {
             st = NTK_ERR_INTERRUPTED;
             break;
         }
@@ -360,6 +369,7 @@ ntk_status ntk_kernel_regression(ntk_ctx *ctx, const ntk_mat *k, const ntk_mat *
     }
     ntk__free(ctx, a);
     ntk__free(ctx, rhs);
+    if (!st && ntk__progress(ctx, "kernel_regression", total, total)) st = NTK_ERR_INTERRUPTED;
     if (!st && jitter) *jitter = added;
     if (!st) {
         size_t r, cc;

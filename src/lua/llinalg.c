@@ -5,7 +5,9 @@
 #include <math.h>
 #include <string.h>
 
-/* Metatables of result tables; the Lua layer gives them __tostring. */
+#include <stdio.h>
+
+/* Metatables of result tables, for their __tostring. */
 #define LNTK_SPECTRUM_STATS "ntk.SpectrumStats"
 #define LNTK_EIGS_INFO "ntk.EigsInfo"
 
@@ -38,8 +40,10 @@ static lntk_matrix *checksquare(lua_State *L, int idx, const char *what)
 /* opts.k: absent (0, meaning all) or an integer 1..n. */
 static size_t optk(lua_State *L, int idx, size_t n)
 {
-    lua_Integer k = lntk_optinteger(L, idx, "k", -1);
-    if (k == -1) return 0;
+    int absent = lua_getfield(L, idx, "k") == LUA_TNIL;
+    lua_pop(L, 1);
+    if (absent) return 0;
+    lua_Integer k = lntk_optinteger(L, idx, "k", 0);
     if (k < 1 || (size_t)k > n)
         luaL_argerror(L, idx,
                       lua_pushfstring(L, "k must be between 1 and n = %I, got %I",
@@ -192,6 +196,14 @@ static int eigs_run(lua_State *L, size_t n, size_t k, int oi, const char *const 
 {
     ntk_eigs_opts o;
     int want_vectors = eigs_opts(L, oi, known, &o);
+    size_t b = o.block ? o.block : (k < 32 ? k : 32);
+    if (b > n)
+        return luaL_argerror(L, oi, lua_pushfstring(L, "block must be at most n = %I, got %I",
+                                                    (lua_Integer)n, (lua_Integer)b));
+    if (o.basis && o.basis < k + b)
+        return luaL_argerror(L, oi,
+                             lua_pushfstring(L, "basis must be at least k + block = %I, got %I",
+                                             (lua_Integer)(k + b), (lua_Integer)o.basis));
     lntk_matrix *w = lntk_newmatrix(L, k, 1, 0);
     int wi = lua_gettop(L);
     lntk_matrix *v = want_vectors ? lntk_newmatrix(L, n, k, 0) : NULL;
@@ -277,7 +289,9 @@ static int n_ntk_matvec(lua_State *L)
     ntk_mat vx = lntk_view(x), vv = lntk_view(v), vo = lntk_view(out);
     lntk_progress prog;
     lntk_progress_begin(L, &prog, lua_istable(L, 4) ? 4 : 0);
+    lntk_net_hold(L, 1, 1); /* a progress function must not close it meanwhile */
     ntk_status st = ntk_net_ntk_matvec(lntk_ctx(L), net, &vx, &vv, (size_t)mem, &vo);
+    lntk_net_hold(L, 1, -1);
     lntk_progress_end(L, &prog);
     if (st) return lntk_error(L, st);
     return 1;
@@ -289,7 +303,10 @@ static ntk_status call_ntk_eigs(lua_State *L, ntk_ctx *ctx, size_t k,
 {
     ntk_net *net = lntk_checknet(L, 1);
     ntk_mat x = lntk_view(lntk_checkmatrix(L, 2));
-    return ntk_net_ntk_eigs(ctx, net, &x, k, o, w, v, r, info);
+    lntk_net_hold(L, 1, 1); /* a progress function must not close it meanwhile */
+    ntk_status st = ntk_net_ntk_eigs(ctx, net, &x, k, o, w, v, r, info);
+    lntk_net_hold(L, 1, -1);
+    return st;
 }
 
 /* net:ntk_eigs(X, k[, opts]) */
@@ -433,7 +450,7 @@ static int l_alignment(lua_State *L)
     ntk_mat vk = lntk_view(k), vy = lntk_view(y);
     double a;
     ntk_status st = ntk_alignment(lntk_ctx(L), &vk, &vy, center, &a);
-    if (st) return answer(L, st, st == NTK_ERR_INVALID ? 2 : 0);
+    if (st) return answer(L, st, strstr(ntk_ctx_error(lntk_ctx(L)), "K is zero") ? 1 : 2);
     lua_pushnumber(L, a);
     return 1;
 }
@@ -515,7 +532,8 @@ static lntk_matrix *specmatrix(lua_State *L, const char *key, int required)
                       lua_pushfstring(L, "%s contains %s at row %I, column %I", key,
                                       isnan(m->data[r * m->cols + c]) ? "NaN" : "Inf",
                                       (lua_Integer)r + 1, (lua_Integer)c + 1));
-    lua_pop(L, 1); /* the spec table keeps it alive */
+    /* Left on the stack: a progress function may empty the spec table and
+     * collect garbage while the core reads the matrix. */
     return m;
 }
 
@@ -664,6 +682,67 @@ static int l_gd_dynamics(lua_State *L)
     return 1;
 }
 
+/* ---- printing result tables ---- */
+
+static double numfield(lua_State *L, int idx, const char *key)
+{
+    lua_getfield(L, idx, key);
+    double v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* print(ntk.spectrum_stats(ev)): a three-line report. */
+static int stats_tostring(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    char buf[768];
+    int len = snprintf(buf, sizeof buf,
+                       "spectrum of %.0f eigenvalues: trace %.4g, largest %.4g, smallest %.4g, "
+                       "condition %.4g\neffective rank %.4g ((sum l)^2 / sum l^2), %.4g (entropy); "
+                       "top %.0f hold %.1f%% of the trace\n",
+                       numfield(L, 1, "n"), numfield(L, 1, "trace"), numfield(L, 1, "max"),
+                       numfield(L, 1, "min"), numfield(L, 1, "condition"),
+                       numfield(L, 1, "effective_rank"), numfield(L, 1, "entropy_rank"),
+                       numfield(L, 1, "top_k"), 100 * numfield(L, 1, "top_fraction"));
+    if (lua_getfield(L, 1, "power_law") == LUA_TTABLE) {
+        int p = lua_gettop(L);
+        snprintf(buf + len, sizeof buf - (size_t)len,
+                 "power law l_i ~ %.4g i^-%.4g over ranks %.0f..%.0f (R^2 %.3f)",
+                 numfield(L, p, "coef"), numfield(L, p, "alpha"), numfield(L, p, "first"),
+                 numfield(L, p, "last"), numfield(L, p, "r2"));
+    } else {
+        snprintf(buf + len, sizeof buf - (size_t)len,
+                 "power law: too few positive eigenvalues to fit");
+    }
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+/* print(info) for the info table of ntk.eigs and net:ntk_eigs. */
+static int info_tostring(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "converged");
+    int ok = lua_toboolean(L, -1);
+    lua_getfield(L, 1, "dense");
+    int dense = lua_toboolean(L, -1);
+    lua_getfield(L, 1, "residuals");
+    double k = lua_istable(L, -1) ? (double)luaL_len(L, -1) : 0;
+    lua_pop(L, 3);
+    double res = numfield(L, 1, "residual"), scale = numfield(L, 1, "scale");
+    char buf[512];
+    snprintf(buf, sizeof buf,
+             "%s: %.0f of %.0f eigenpairs within tol %.4g after %.0f iterations (%.0f products, "
+             "%.0f restarts%s); largest residual %.4g = %.4g x |l_1|",
+             ok ? "converged" : "NOT converged", numfield(L, 1, "nconverged"), k,
+             numfield(L, 1, "tol"), numfield(L, 1, "iterations"), numfield(L, 1, "matvecs"),
+             numfield(L, 1, "restarts"), dense ? ", formed densely" : "", res,
+             scale > 0 ? res / scale : 0.0);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
 static const luaL_Reg module_fns[] = {
     {"eigvalsh", l_eigvalsh},
     {"eigh", l_eigh},
@@ -686,9 +765,13 @@ void lntk_open_linalg(lua_State *L, int ctx_idx)
 {
     lntk_setfuncs(L, ctx_idx, module_fns);
     luaL_newmetatable(L, LNTK_SPECTRUM_STATS);
-    lua_setfield(L, -2, "SpectrumStats");
+    lua_pushcfunction(L, stats_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
     luaL_newmetatable(L, LNTK_EIGS_INFO);
-    lua_setfield(L, -2, "EigsInfo");
+    lua_pushcfunction(L, info_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
     /* Methods of ntk.Net: its metatable's __index table exists already. */
     luaL_getmetatable(L, LNTK_NET);
     lua_getfield(L, -1, "__index");

@@ -169,7 +169,21 @@ describe("net:ntk_eigs", function()
     assert.has_error(function() net:ntk_eigs(X, 2, {tol = 1}) end)
     assert.has_error(function() net:ntk_eigs(X, 2, {blocks = 1}) end)
     assert.has_error(function() net:ntk_eigs(X, 2, {basis = 3}) end,
-      "basis must be at least k + block = 4, got 3")
+      "bad argument #3 to 'ntk_eigs' (basis must be at least k + block = 4, got 3)")
+    assert.has_error(function() net:ntk_eigs(X, 2, {block = 61}) end,
+      "bad argument #3 to 'ntk_eigs' (block must be at most n = 60, got 61)")
+    -- a progress function cannot close the network under the computation
+    local closer = ntk.mlp{sizes = {3, 5, 2}}
+    local function close() getmetatable(closer).__close(closer) end
+    for _, call in ipairs{
+      function() return closer:ntk_eigs(X, 2, {progress = close}) end,
+      function() return closer:ntk_matvec(X, ntk.ones(60, 1), {progress = close}) end,
+    } do
+      local ok, err = pcall(call)
+      assert.is_false(ok)
+      assert.matches("in use by a running computation", err)
+      assert.equal(5, closer:sizes()[2])
+    end
     assert.has_error(function() net:ntk_eigs(ntk.randn(3, 4), 2) end)
     local Xn = X:copy():set(4, 1, 0 / 0)
     assert.has_error(function() net:ntk_eigs(Xn, 2) end)

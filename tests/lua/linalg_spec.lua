@@ -360,6 +360,21 @@ describe("ntk.gd_dynamics", function()
     end
   end)
 
+  it("keeps its matrices alive when a progress function empties the spec", function()
+    local want = ntk.gd_dynamics{K_train = K, K_test_train = K21, Y = Y, times = {0.5, 2}}
+    local spec = {K_train = K:copy(), K_test_train = K21:copy(), Y = Y:copy(), times = {0.5, 2}}
+    spec.progress = function()
+      spec.K_train, spec.K_test_train, spec.Y = nil, nil, nil
+      collectgarbage()
+      collectgarbage()
+    end
+    local got = ntk.gd_dynamics(spec)
+    for t = 1, 2 do
+      assert.equal(0, (got.train[t] - want.train[t]):max_abs())
+      assert.equal(0, (got.test[t] - want.test[t]):max_abs())
+    end
+  end)
+
   it("reaches kernel regression at t = math.huge", function()
     local out = ntk.gd_dynamics{K_train = K, K_test_train = K21, Y = Y, times = math.huge}
     assert.is_true(H.rel(out.train[1], Y) < 1e-8)
