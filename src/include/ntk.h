@@ -432,7 +432,7 @@ typedef ntk_status (*ntk_linop_fn)(void *ud, ntk_ctx *ctx, const double *v,
 
 typedef struct ntk_eigs_opts {
     double tol;      /* converged when ||A x - l x|| <= tol * |l_1|; 0: default */
-    size_t block;    /* columns per operator application; 0: k */
+    size_t block;    /* columns per operator application; 0: min(k, 32) */
     size_t basis;    /* Krylov basis columns; 0: max(20, 2k + 4 block) */
     size_t maxiter;  /* block operator applications; 0: default */
     uint64_t seed;   /* the random starting block */
