@@ -378,6 +378,215 @@ NTK_API ntk_status ntk_net_ntk(ntk_ctx *ctx, const ntk_net *net,
 
 /* @@ linalg @@ (eigen routines, kernel methods) */
 
+/*
+ * Symmetric eigendecomposition through LAPACK. Results are in descending
+ * order: values is k x 1, vectors (optional) is n x k with eigenvector j in
+ * column j. The input is checked for symmetry: |A_ij - A_ji| must not
+ * exceed symmetry_tol * max|A| (default NTK_DEFAULT_SYMMETRY_TOL), unless
+ * symmetrize is set, in which case (A + A^T) / 2 is decomposed.
+ */
+typedef enum ntk_eigh_driver {
+    NTK_EIGH_AUTO = 0, /* dsyevd for whole spectra, dsyevr for top k and
+                          where dsyevd's 32-bit workspace would overflow */
+    NTK_EIGH_EVD,      /* LAPACK dsyevd (divide and conquer) */
+    NTK_EIGH_EVR       /* LAPACK dsyevr (MRRR, index ranges) */
+} ntk_eigh_driver;
+
+#define NTK_DEFAULT_SYMMETRY_TOL 1e-10
+
+typedef struct ntk_eigh_opts {
+    size_t k;               /* 0: every eigenvalue; else the k largest */
+    int symmetrize;         /* decompose (A + A^T) / 2 */
+    double symmetry_tol;    /* relative to max|A|; 0: the default */
+    ntk_eigh_driver driver; /* default NTK_EIGH_AUTO */
+} ntk_eigh_opts;
+
+NTK_API void ntk_eigh_opts_init(ntk_eigh_opts *opts);
+/*
+ * The driver ntk_eigh uses for an n x n problem asking for k values
+ * (0: all), with or without vectors. dsyevd with vectors needs a workspace
+ * of 1 + 6n + 2n^2 entries, which overflows LAPACK's 32-bit integers at
+ * n >= 32767: AUTO then answers with dsyevr, and an explicit EVD request
+ * is refused (NTK_ERR_UNSUPPORTED) rather than risking wrong numbers.
+ */
+NTK_API ntk_status ntk_eigh_plan(ntk_ctx *ctx, size_t n, size_t k, int vectors,
+                                 ntk_eigh_driver asked, ntk_eigh_driver *out);
+/* values (k x 1) and, if vectors != NULL, vectors (n x k) of the square
+ * matrix a. LAPACK failures are NTK_ERR_NUMERIC. */
+NTK_API ntk_status ntk_eigh(ntk_ctx *ctx, const ntk_mat *a,
+                            const ntk_eigh_opts *opts, ntk_mat *values,
+                            ntk_mat *vectors);
+
+/*
+ * Top-k eigenpairs of a symmetric operator from its products alone:
+ * thick-restart block Lanczos with full reorthogonalisation. The operator
+ * writes out = A v for k columns (row-major n x k blocks with row strides
+ * ldv and ldo); it returns NTK_OK or a failure, which stops the solver.
+ */
+typedef ntk_status (*ntk_linop_fn)(void *ud, ntk_ctx *ctx, const double *v,
+                                   size_t ldv, double *out, size_t ldo,
+                                   size_t k);
+
+#define NTK_DEFAULT_EIGS_TOL 1e-8
+#define NTK_DEFAULT_EIGS_MAXITER 1000
+
+typedef struct ntk_eigs_opts {
+    double tol;      /* converged when ||A x - l x|| <= tol * |l_1|; 0: default */
+    size_t block;    /* columns per operator application; 0: min(k, 32) */
+    size_t basis;    /* Krylov basis columns; 0: max(20, 2k + 4 block) */
+    size_t maxiter;  /* block operator applications; 0: default */
+    uint64_t seed;   /* the random starting block */
+    size_t memory;   /* matrix-free NTK: working bytes (0: NTK_DEFAULT_MEMORY) */
+    int symmetrize;      /* ntk_eigs_matrix: use (A + A^T) / 2 */
+    double symmetry_tol; /* ntk_eigs_matrix: as ntk_eigh_opts */
+} ntk_eigs_opts;
+
+typedef struct ntk_eigs_info {
+    size_t iterations; /* block operator applications */
+    size_t matvecs;    /* operator applications counted per column */
+    size_t restarts;
+    size_t converged;  /* eigenpairs (of k) within the tolerance */
+    double residual;   /* largest ||A x - l x|| of the k pairs */
+    double scale;      /* |l| of the largest Ritz value: the tolerance's unit */
+    int dense;         /* small n: the operator was formed and decomposed */
+} ntk_eigs_info;
+
+NTK_API void ntk_eigs_opts_init(ntk_eigs_opts *opts);
+/*
+ * The k largest eigenvalues (descending, k x 1) of the n x n symmetric
+ * operator, eigenvectors (n x k, optional) and residual norms
+ * ||A x_j - l_j x_j|| (k x 1, optional). If the tolerance is not met in
+ * maxiter iterations the outputs hold the best estimates and the status is
+ * NTK_ERR_NOCONV. Progress: task "eigs", done = converged pairs (with a
+ * fraction for the residuals' progress), total = k.
+ */
+NTK_API ntk_status ntk_eigs(ntk_ctx *ctx, size_t n, ntk_linop_fn op, void *ud,
+                            size_t k, const ntk_eigs_opts *opts,
+                            ntk_mat *values, ntk_mat *vectors,
+                            ntk_mat *residuals, ntk_eigs_info *info);
+/* ntk_eigs on a dense symmetric matrix (checked like ntk_eigh). */
+NTK_API ntk_status ntk_eigs_matrix(ntk_ctx *ctx, const ntk_mat *a, size_t k,
+                                   const ntk_eigs_opts *opts, ntk_mat *values,
+                                   ntk_mat *vectors, ntk_mat *residuals,
+                                   ntk_eigs_info *info);
+
+/*
+ * Matrix-free products with the full NTK of X (N x n): out = K V for V of
+ * (N m) x k, computed as J (J^T V) with a reverse pass carrying the
+ * cotangents V and a forward tangent pass, neither K nor J stored. Memory:
+ * `memory` bytes of working space (0: NTK_DEFAULT_MEMORY) bound the samples
+ * and columns handled at once.
+ */
+NTK_API ntk_status ntk_net_ntk_matvec(ntk_ctx *ctx, const ntk_net *net,
+                                      const ntk_mat *x, const ntk_mat *v,
+                                      size_t memory, ntk_mat *out);
+/* ntk_eigs on the full NTK of X through ntk_net_ntk_matvec's products. */
+NTK_API ntk_status ntk_net_ntk_eigs(ntk_ctx *ctx, const ntk_net *net,
+                                    const ntk_mat *x, size_t k,
+                                    const ntk_eigs_opts *opts, ntk_mat *values,
+                                    ntk_mat *vectors, ntk_mat *residuals,
+                                    ntk_eigs_info *info);
+
+/* Summary statistics of a spectrum (any order; sorted internally). */
+typedef struct ntk_spectrum_info {
+    size_t n;
+    double trace;          /* sum of the eigenvalues */
+    double max, min;
+    double condition;      /* max / min; +Inf when min <= 0 */
+    double effective_rank; /* (sum l)^2 / sum l^2 over l_+ = max(l, 0) */
+    double entropy;        /* -sum p log p, p = l_+ / sum l_+ */
+    double entropy_rank;   /* exp(entropy) */
+    size_t top_k;
+    double top_fraction;   /* (sum of the top_k largest) / trace */
+    /* Power-law fit l_i ~ coef * i^(-alpha) by least squares on log-log
+     * over ranks fit_first..fit_last (1-based, descending order). */
+    size_t fit_first, fit_last;
+    double alpha, coef, r2; /* NaN when fewer than two ranks qualify */
+} ntk_spectrum_info;
+
+typedef struct ntk_stats_opts {
+    size_t top_k;     /* 0: min(10, n) */
+    size_t fit_first; /* 0: 1 */
+    size_t fit_last;  /* 0: the last eigenvalue above n * eps * max */
+} ntk_stats_opts;
+
+NTK_API void ntk_stats_opts_init(ntk_stats_opts *opts);
+NTK_API ntk_status ntk_spectrum_stats(ntk_ctx *ctx, const double *ev, size_t n,
+                                      const ntk_stats_opts *opts,
+                                      ntk_spectrum_info *out);
+
+/*
+ * Targets against a kernel. K is n x n; Y is either n x c (a trace kernel:
+ * the targets' columns share K) or N x m with N m = n (the full block
+ * kernel: Y's row-major entries are the vector vec(Y) matching K's rows).
+ */
+/* Kernel-target alignment <K, y y^T>_F / (||K||_F ||y y^T||_F), for
+ * several columns <K, Y Y^T>_F / (||K||_F ||Y Y^T||_F). center: first
+ * centre the features and targets over the samples (centred alignment). */
+NTK_API ntk_status ntk_alignment(ntk_ctx *ctx, const ntk_mat *k,
+                                 const ntk_mat *y, int center, double *out);
+
+typedef struct ntk_regression_opts {
+    double ridge;        /* added to the diagonal; default 0 */
+    int jitter;          /* retry with growing jitter if not positive definite */
+    double max_jitter;   /* largest jitter, relative to the mean diagonal */
+    int symmetrize;
+    double symmetry_tol;
+} ntk_regression_opts;
+
+#define NTK_DEFAULT_MAX_JITTER 1e-4
+
+NTK_API void ntk_regression_opts_init(ntk_regression_opts *opts);
+/*
+ * alpha (shaped like Y) solving (K + ridge I + jitter I) alpha = Y by
+ * Cholesky. Without success at jitter 0, the jitter starts at 1e-12 times
+ * the mean diagonal and grows tenfold up to max_jitter times it; the jitter
+ * used (absolute) is returned. Failure at the largest is NTK_ERR_NUMERIC.
+ */
+NTK_API ntk_status ntk_kernel_regression(ntk_ctx *ctx, const ntk_mat *k,
+                                         const ntk_mat *y,
+                                         const ntk_regression_opts *opts,
+                                         ntk_mat *alpha, double *jitter);
+/* Shape of ntk_kernel_predict's result for K_test_train (rows x cols) and
+ * alpha (arows x acols). */
+NTK_API ntk_status ntk_kernel_predict_shape(ntk_ctx *ctx, size_t rows,
+                                            size_t cols, size_t arows,
+                                            size_t acols, size_t *out_rows,
+                                            size_t *out_cols);
+/* K_test_train alpha, laid out like the targets (see above). */
+NTK_API ntk_status ntk_kernel_predict(ntk_ctx *ctx, const ntk_mat *k_test_train,
+                                      const ntk_mat *alpha, ntk_mat *out);
+
+/*
+ * Predictions of the linearised network under gradient flow on the MSE
+ * loss (neural-tangents' predict.gradient_descent_mse) from one
+ * eigendecomposition K = V diag(l) V^T:
+ *   f_t(train) = f0 + V diag(1 - e^{-lr l t}) V^T (Y - f0)
+ *   f_t(test)  = f0_test + K_test_train V diag((1 - e^{-lr l t}) / l) V^T (Y - f0)
+ * with t = +Inf the kernel regression limit. Eigenvalues at or below
+ * n * eps * max|l| are treated as zero (those modes do not move).
+ */
+typedef struct ntk_gd_spec {
+    const ntk_mat *k_train;      /* n x n */
+    const ntk_mat *k_test_train; /* n' x n, or NULL (no test predictions) */
+    const ntk_mat *y;            /* targets, laid out as above */
+    const ntk_mat *f0_train;     /* like y, or NULL for zeros */
+    const ntk_mat *f0_test;      /* N' x c, or NULL for zeros */
+    double lr;                   /* learning rate > 0 */
+    const double *times;         /* >= 0, +Inf allowed */
+    size_t ntimes;
+    double ridge;                /* added to K_train's diagonal */
+    int mean_loss;               /* loss averaged over Y's entries (lr / size(Y)) */
+    int symmetrize;
+    double symmetry_tol;
+} ntk_gd_spec;
+
+NTK_API void ntk_gd_spec_init(ntk_gd_spec *spec);
+/* train: ntimes matrices shaped like y; test: ntimes matrices N' x c (may
+ * be NULL when k_test_train is). */
+NTK_API ntk_status ntk_gd_dynamics(ntk_ctx *ctx, const ntk_gd_spec *spec,
+                                   ntk_mat *train, ntk_mat *test);
+
 /* @@ io @@ (loaders and persistence) */
 
 /*

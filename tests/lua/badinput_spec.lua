@@ -488,6 +488,123 @@ do
   end
 end
 
+-- ---- linalg section (issue 4): eigen routines, matrix-free spectra, kernel methods ----
+do
+  local function spd() -- 6 x 6, symmetric positive definite
+    local G = ntk.randn(6, 6, 11)
+    return G:mm(G:T()) + ntk.eye(6)
+  end
+  local function square(name)
+    return {valid = spd, bad = append(not_a_matrix(), {
+      {ntk.zeros(2, 3), "a 2x3 matrix", "must be square"},
+      {with_entry(6, 6, 2, 2, NaN), "NaN", name .. " contains NaN"},
+      {with_entry(6, 6, 1, 3, Inf), "Inf", name .. " contains Inf"},
+      {ntk.randn(6, 6, 1), "an asymmetric matrix", name .. " is not symmetric"},
+    })}
+  end
+  local function count(n) -- k of n
+    return {valid = 2, bad = append(append({{nil, "nil"}}, foreign_but("nil")), {
+      {0, "0", "between 1 and"}, {n + 1, "n + 1", "between 1 and"}, {-1, "-1"}, {1.5, "1.5"},
+      {NaN, "NaN"}, {Inf, "Inf"}, {2 ^ 31, "2^31"}, {math.maxinteger, "maxinteger"},
+    })}
+  end
+  local eigh_opts = kinds.opts({
+    k = {0, 7, 1.5, NaN, -1, "x"}, symmetrize = {1, "x"}, symmetry_tol = {-1, NaN, "x"},
+    driver = {"qr", 1}, progress = progress_bad}, {progress = false})
+  local iter_opts = {
+    vectors = {1, "x"}, tol = {-1, 1, NaN, "x"}, block = {-1, 1.5, 7, "x"}, basis = {-1, 1.5, 3},
+    maxiter = {-1, 1.5}, seed = {1.5, "x"}, progress = progress_bad}
+  local eigs_opts = {symmetrize = {1}, symmetry_tol = {-1}, memory = {1000}}
+  for key, v in pairs(iter_opts) do eigs_opts[key] = v end
+  local net_eigs_opts = {memory = {-1, 1.5, "x", NaN}, symmetrize = {true}}
+  for key, v in pairs(iter_opts) do net_eigs_opts[key] = v end
+  net_eigs_opts.block = {-1, 1.5, 9, "x"}
+
+  signatures["ntk.eigvalsh"] = {call = fn "eigvalsh", args = {square("K"), eigh_opts}}
+  signatures["ntk.eigh"] = {call = fn "eigh", args = {square("K"), eigh_opts}}
+  signatures["ntk.eigs"] = {call = fn "eigs", args = {
+    square("K"), count(6), kinds.opts(eigs_opts, {progress = false})}}
+  signatures["Net.ntk_matvec"] = {call = method("Net", "ntk_matvec"), args = {
+    kinds.net(), kinds.input(3, 2),
+    {valid = function() return ntk.randn(4, 2, 3) end, bad = append(not_a_matrix(), {
+      {ntk.zeros(3, 2), "wrong rows", "V must be %(N m%) x k = 4 x k"},
+      {with_entry(4, 2, 3, 2, NaN), "NaN", "V contains NaN"},
+      {with_entry(4, 2, 1, 1, -Inf), "-Inf", "V contains Inf"},
+    })},
+    kinds.opts({memory = {-1, 1.5, "x", NaN}, progress = progress_bad}, {progress = false}),
+  }}
+  signatures["Net.ntk_eigs"] = {call = method("Net", "ntk_eigs"), args = {
+    kinds.net(), kinds.input(3, 4), count(8), kinds.opts(net_eigs_opts, {progress = false})}}
+  signatures["ntk.spectrum_stats"] = {call = fn "spectrum_stats", args = {
+    {valid = {3, 2, 1}, bad = append(append({{nil, "nil"}, {1, "a number"}}, foreign_but("table")), {
+      {{}, "an empty list", "empty"}, {{1, NaN}, "NaN", "ev%[2%] must be a finite number"},
+      {{1, "x"}, "a string entry", "ev%[2%]"}, {{1, {}}, "a table entry", "ev%[2%]"},
+      {ntk.zeros(0, 1), "an empty matrix", "empty"},
+      {with_entry(3, 1, 2, 1, Inf), "Inf", "ev contains Inf"},
+      {closed_matrix(), "a closed matrix", "closed"}, {make_net(), "a network"},
+    })},
+    kinds.opts({top_k = {0, 4, 1.5, "x"}, fit = {2, {2, 1}, {0, 1}, {1, 9}, {"a", "b"}, "x"}}),
+  }}
+  local targets = {valid = function() return ntk.randn(6, 2, 7) end, bad = append(not_a_matrix(), {
+    {ntk.zeros(5, 2), "a wrong row count", "Y must be 6 x c"},
+    {with_entry(6, 2, 4, 1, NaN), "NaN", "Y contains NaN"},
+  })}
+  signatures["ntk.alignment"] = {call = fn "alignment", args = {
+    {valid = spd, bad = append(not_a_matrix(), {
+      {ntk.zeros(2, 3), "a 2x3 matrix", "must be square"},
+      {with_entry(6, 6, 1, 1, NaN), "NaN", "K contains NaN"},
+      {ntk.zeros(6, 6), "a zero kernel", "K is zero"},
+    })},
+    {valid = targets.valid, bad = append(append({}, targets.bad), {
+      {ntk.zeros(6, 2), "zero targets", "Y is zero"}})},
+    kinds.opts({center = {1, "x"}}),
+  }}
+  signatures["ntk.kernel_regression"] = {call = fn "kernel_regression", args = {
+    square("K"), targets,
+    kinds.opts({ridge = {-1, NaN, "x"}, jitter = {1, "x"}, max_jitter = {-1, NaN},
+                symmetrize = {1}, symmetry_tol = {-1}, progress = progress_bad}, {progress = false}),
+  }}
+  signatures["ntk.kernel_predict"] = {call = fn "kernel_predict", args = {
+    {valid = function() return ntk.randn(3, 6, 1) end, bad = append(not_a_matrix(), {
+      {ntk.zeros(3, 5), "a column count that fits nothing", "K_test_train", true},
+      {with_entry(3, 6, 2, 2, NaN), "NaN", "K_test_train contains NaN"},
+    })},
+    {valid = function() return ntk.randn(6, 2, 2) end, bad = append(not_a_matrix(), {
+      {ntk.zeros(5, 2), "a row count that fits nothing", "alpha", true},
+      {with_entry(6, 2, 1, 2, Inf), "Inf", "alpha contains Inf"},
+    })},
+  }}
+  local function gd(k, v)
+    local t = {K_train = spd(), Y = ntk.randn(6, 2, 7), times = {0, 1, Inf}, progress = false}
+    if k then t[k] = v end
+    return t
+  end
+  signatures["ntk.gd_dynamics"] = {call = fn "gd_dynamics", args = {{
+    valid = function() return gd() end,
+    bad = append(append({{nil, "nil"}, {1, "a number"}}, foreign_but("table")), {
+      {gd("K_train", nil), "no K_train", "K_train"},
+      {gd("K_train", 1), "K_train a number", "K_train must be an ntk.Matrix"},
+      {gd("K_train", ntk.zeros(2, 3)), "K_train 2x3", "K_train must be square"},
+      {gd("K_train", closed_matrix()), "a closed K_train", "K_train is closed"},
+      {gd("K_train", with_entry(6, 6, 2, 3, NaN)), "NaN in K_train", "K_train contains NaN"},
+      {gd("K_train", ntk.randn(6, 6, 1)), "an asymmetric K_train", "K_train is not symmetric"},
+      {gd("Y", nil), "no Y", "Y"}, {gd("Y", ntk.zeros(5, 2)), "a wrong Y", "Y must be"},
+      {gd("Y", with_entry(6, 2, 1, 1, Inf)), "Inf in Y", "Y contains Inf"},
+      {gd("times", nil), "no times", "times"}, {gd("times", {}), "no times", "times"},
+      {gd("times", {-1}), "a negative time", "times"}, {gd("times", NaN), "a NaN time", "times"},
+      {gd("times", {1, "x"}), "a string time", "times%[2%]"}, {gd("times", "x"), "times a string", "times"},
+      {gd("lr", 0), "lr = 0", "lr"}, {gd("lr", NaN), "lr = NaN", "lr"}, {gd("lr", "x"), "lr a string", "lr"},
+      {gd("ridge", -1), "ridge = -1", "ridge"}, {gd("loss", "l1"), "an unknown loss", "loss"},
+      {gd("K_test_train", ntk.zeros(2, 5)), "K_test_train of 5 columns", "K_test_train"},
+      {gd("f0_test", ntk.zeros(2, 2)), "f0_test alone", "f0_test needs K_test_train"},
+      {gd("f0_train", ntk.zeros(2, 2)), "a wrong f0_train", "f0_train"},
+      {gd("symmetry_tol", -1), "symmetry_tol = -1", "symmetry_tol"},
+      {gd("progress", 1), "progress = 1", "progress"},
+      {gd("bogus", 1), "an unknown key", "unknown option 'bogus'"},
+    }),
+  }}}
+end
+
 -- Functions that take no arguments worth sweeping (ignore extra ones).
 local no_arguments = {
   ["ntk.get_threads"] = true, ["ntk.bytes_in_use"] = true, ["ntk.is_matrix"] = true,
