@@ -199,6 +199,7 @@ static const luaL_Reg module_fns[] = {
     {"set_threads", l_set_threads},
     {"get_threads", l_get_threads},
     {"bytes_in_use", l_bytes_in_use},
+    {"clock", lntk_clock},
     {NULL, NULL},
 };
 

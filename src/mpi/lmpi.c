@@ -125,6 +125,24 @@ static void ensure_mpi(lua_State *L)
     }
 }
 
+/*
+ * Registry "ntk.mpi.fail": a host calls it when its script ended in an
+ * error (the ntk program does). With other ranks running it aborts the
+ * job: finalising instead would wait for ranks that wait in a collective
+ * for this one.
+ */
+static int fail_job(lua_State *L)
+{
+    (void)L;
+    int init = 0, fin = 0, size = 1;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (!init || fin) return 0;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+    return 0;
+}
+
 static int mpi_rank(void)
 {
     int r;
@@ -1194,4 +1212,6 @@ void lntk_open_mpi(lua_State *L, int ctx_idx)
 
     /* net:ntk gains the distributed option. */
     lntk_wrap_ntk(L, ctx_idx, method_dist_ntk);
+    lua_pushcfunction(L, fail_job);
+    lua_setfield(L, LUA_REGISTRYINDEX, "ntk.mpi.fail");
 }
