@@ -350,6 +350,10 @@ int main(int argc, char **argv)
     int status = lua_pcall(L, 2, 1, 0);
     int ok = lua_toboolean(L, -1);
     app_report(L, status);
+    /* Under MPI, a failing rank ends the job (docs/distributed.md). */
+    if (!(ok && status == LUA_OK) &&
+        lua_getfield(L, LUA_REGISTRYINDEX, "ntk.mpi.fail") == LUA_TFUNCTION)
+        lua_pcall(L, 0, 0, 0);
     lua_close(L);
     return ok && status == LUA_OK ? EXIT_SUCCESS : EXIT_FAILURE;
 }

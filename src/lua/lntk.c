@@ -233,6 +233,7 @@ NTK_API int luaopen_ntk_core(lua_State *L)
     lntk_open_linalg(L, ctx_idx);
     lntk_open_io(L, ctx_idx);
     lntk_open_train(L, ctx_idx);
+    lntk_open_mpi(L, ctx_idx);
     lua_remove(L, ctx_idx);
     return 1;
 }

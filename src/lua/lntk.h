@@ -99,5 +99,8 @@ void lntk_open_net(lua_State *L, int ctx_idx);
 void lntk_open_linalg(lua_State *L, int ctx_idx); /* eigen, kernel methods */
 void lntk_open_io(lua_State *L, int ctx_idx);     /* loaders, persistence */
 void lntk_open_train(lua_State *L, int ctx_idx);  /* training, analytic kernels */
+void lntk_open_mpi(lua_State *L, int ctx_idx);    /* ntk.mpi (src/mpi/) */
+/* Wrap Net:ntk so {distributed = true} calls dist (NULL: no MPI here). */
+void lntk_wrap_ntk(lua_State *L, int ctx_idx, lua_CFunction dist);
 
 #endif
