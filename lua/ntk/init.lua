@@ -19,7 +19,7 @@ function ntk.vector(t)
 end
 
 -- Sections, each a file lua/ntk/<name>.lua returning function(ntk, core).
-for _, name in ipairs{"linalg", "data", "plot", "train"} do
+for _, name in ipairs{"linalg", "data", "plot", "train", "mpi"} do
   require("ntk." .. name)(ntk, core)
 end
 

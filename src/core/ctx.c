@@ -83,6 +83,12 @@ void ntk_ctx_set_progress(ntk_ctx *ctx, ntk_progress_fn fn, void *ud)
     ctx->progress_ud = ud;
 }
 
+void ntk_ctx_get_progress(const ntk_ctx *ctx, ntk_progress_fn *fn, void **ud)
+{
+    if (fn) *fn = ctx ? ctx->progress : NULL;
+    if (ud) *ud = ctx ? ctx->progress_ud : NULL;
+}
+
 void ntk_ctx_set_log(ntk_ctx *ctx, ntk_log_fn fn, void *ud)
 {
     ctx->log = fn;

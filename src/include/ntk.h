@@ -151,6 +151,10 @@ NTK_API const char *ntk_ctx_error(const ntk_ctx *ctx);
 /* Forget the last error. */
 NTK_API void ntk_ctx_clear_error(ntk_ctx *ctx);
 NTK_API void ntk_ctx_set_progress(ntk_ctx *ctx, ntk_progress_fn fn, void *ud);
+/* The current progress hook (NULL if none), so that code installing its own
+ * hook around nested work can restore the caller's afterwards. */
+NTK_API void ntk_ctx_get_progress(const ntk_ctx *ctx, ntk_progress_fn *fn,
+                                  void **ud);
 NTK_API void ntk_ctx_set_log(ntk_ctx *ctx, ntk_log_fn fn, void *ud);
 /*
  * Threads for BLAS and for the library's own loops; 0 means every core.
@@ -384,6 +388,215 @@ NTK_API ntk_status ntk_net_ntk(ntk_ctx *ctx, const ntk_net *net,
 
 /* @@ linalg @@ (eigen routines, kernel methods) */
 
+/*
+ * Symmetric eigendecomposition through LAPACK. Results are in descending
+ * order: values is k x 1, vectors (optional) is n x k with eigenvector j in
+ * column j. The input is checked for symmetry: |A_ij - A_ji| must not
+ * exceed symmetry_tol * max|A| (default NTK_DEFAULT_SYMMETRY_TOL), unless
+ * symmetrize is set, in which case (A + A^T) / 2 is decomposed.
+ */
+typedef enum ntk_eigh_driver {
+    NTK_EIGH_AUTO = 0, /* dsyevd for whole spectra, dsyevr for top k and
+                          where dsyevd's 32-bit workspace would overflow */
+    NTK_EIGH_EVD,      /* LAPACK dsyevd (divide and conquer) */
+    NTK_EIGH_EVR       /* LAPACK dsyevr (MRRR, index ranges) */
+} ntk_eigh_driver;
+
+#define NTK_DEFAULT_SYMMETRY_TOL 1e-10
+
+typedef struct ntk_eigh_opts {
+    size_t k;               /* 0: every eigenvalue; else the k largest */
+    int symmetrize;         /* decompose (A + A^T) / 2 */
+    double symmetry_tol;    /* relative to max|A|; 0: the default */
+    ntk_eigh_driver driver; /* default NTK_EIGH_AUTO */
+} ntk_eigh_opts;
+
+NTK_API void ntk_eigh_opts_init(ntk_eigh_opts *opts);
+/*
+ * The driver ntk_eigh uses for an n x n problem asking for k values
+ * (0: all), with or without vectors. dsyevd with vectors needs a workspace
+ * of 1 + 6n + 2n^2 entries, which overflows LAPACK's 32-bit integers at
+ * n >= 32767: AUTO then answers with dsyevr, and an explicit EVD request
+ * is refused (NTK_ERR_UNSUPPORTED) rather than risking wrong numbers.
+ */
+NTK_API ntk_status ntk_eigh_plan(ntk_ctx *ctx, size_t n, size_t k, int vectors,
+                                 ntk_eigh_driver asked, ntk_eigh_driver *out);
+/* values (k x 1) and, if vectors != NULL, vectors (n x k) of the square
+ * matrix a. LAPACK failures are NTK_ERR_NUMERIC. */
+NTK_API ntk_status ntk_eigh(ntk_ctx *ctx, const ntk_mat *a,
+                            const ntk_eigh_opts *opts, ntk_mat *values,
+                            ntk_mat *vectors);
+
+/*
+ * Top-k eigenpairs of a symmetric operator from its products alone:
+ * thick-restart block Lanczos with full reorthogonalisation. The operator
+ * writes out = A v for k columns (row-major n x k blocks with row strides
+ * ldv and ldo); it returns NTK_OK or a failure, which stops the solver.
+ */
+typedef ntk_status (*ntk_linop_fn)(void *ud, ntk_ctx *ctx, const double *v,
+                                   size_t ldv, double *out, size_t ldo,
+                                   size_t k);
+
+#define NTK_DEFAULT_EIGS_TOL 1e-8
+#define NTK_DEFAULT_EIGS_MAXITER 1000
+
+typedef struct ntk_eigs_opts {
+    double tol;      /* converged when ||A x - l x|| <= tol * |l_1|; 0: default */
+    size_t block;    /* columns per operator application; 0: min(k, 32) */
+    size_t basis;    /* Krylov basis columns; 0: max(20, 2k + 4 block) */
+    size_t maxiter;  /* block operator applications; 0: default */
+    uint64_t seed;   /* the random starting block */
+    size_t memory;   /* matrix-free NTK: working bytes (0: NTK_DEFAULT_MEMORY) */
+    int symmetrize;      /* ntk_eigs_matrix: use (A + A^T) / 2 */
+    double symmetry_tol; /* ntk_eigs_matrix: as ntk_eigh_opts */
+} ntk_eigs_opts;
+
+typedef struct ntk_eigs_info {
+    size_t iterations; /* block operator applications */
+    size_t matvecs;    /* operator applications counted per column */
+    size_t restarts;
+    size_t converged;  /* eigenpairs (of k) within the tolerance */
+    double residual;   /* largest ||A x - l x|| of the k pairs */
+    double scale;      /* |l| of the largest Ritz value: the tolerance's unit */
+    int dense;         /* small n: the operator was formed and decomposed */
+} ntk_eigs_info;
+
+NTK_API void ntk_eigs_opts_init(ntk_eigs_opts *opts);
+/*
+ * The k largest eigenvalues (descending, k x 1) of the n x n symmetric
+ * operator, eigenvectors (n x k, optional) and residual norms
+ * ||A x_j - l_j x_j|| (k x 1, optional). If the tolerance is not met in
+ * maxiter iterations the outputs hold the best estimates and the status is
+ * NTK_ERR_NOCONV. Progress: task "eigs", done = converged pairs (with a
+ * fraction for the residuals' progress), total = k.
+ */
+NTK_API ntk_status ntk_eigs(ntk_ctx *ctx, size_t n, ntk_linop_fn op, void *ud,
+                            size_t k, const ntk_eigs_opts *opts,
+                            ntk_mat *values, ntk_mat *vectors,
+                            ntk_mat *residuals, ntk_eigs_info *info);
+/* ntk_eigs on a dense symmetric matrix (checked like ntk_eigh). */
+NTK_API ntk_status ntk_eigs_matrix(ntk_ctx *ctx, const ntk_mat *a, size_t k,
+                                   const ntk_eigs_opts *opts, ntk_mat *values,
+                                   ntk_mat *vectors, ntk_mat *residuals,
+                                   ntk_eigs_info *info);
+
+/*
+ * Matrix-free products with the full NTK of X (N x n): out = K V for V of
+ * (N m) x k, computed as J (J^T V) with a reverse pass carrying the
+ * cotangents V and a forward tangent pass, neither K nor J stored. Memory:
+ * `memory` bytes of working space (0: NTK_DEFAULT_MEMORY) bound the samples
+ * and columns handled at once.
+ */
+NTK_API ntk_status ntk_net_ntk_matvec(ntk_ctx *ctx, const ntk_net *net,
+                                      const ntk_mat *x, const ntk_mat *v,
+                                      size_t memory, ntk_mat *out);
+/* ntk_eigs on the full NTK of X through ntk_net_ntk_matvec's products. */
+NTK_API ntk_status ntk_net_ntk_eigs(ntk_ctx *ctx, const ntk_net *net,
+                                    const ntk_mat *x, size_t k,
+                                    const ntk_eigs_opts *opts, ntk_mat *values,
+                                    ntk_mat *vectors, ntk_mat *residuals,
+                                    ntk_eigs_info *info);
+
+/* Summary statistics of a spectrum (any order; sorted internally). */
+typedef struct ntk_spectrum_info {
+    size_t n;
+    double trace;          /* sum of the eigenvalues */
+    double max, min;
+    double condition;      /* max / min; +Inf when min <= 0 */
+    double effective_rank; /* (sum l)^2 / sum l^2 over l_+ = max(l, 0) */
+    double entropy;        /* -sum p log p, p = l_+ / sum l_+ */
+    double entropy_rank;   /* exp(entropy) */
+    size_t top_k;
+    double top_fraction;   /* (sum of the top_k largest) / trace */
+    /* Power-law fit l_i ~ coef * i^(-alpha) by least squares on log-log
+     * over ranks fit_first..fit_last (1-based, descending order). */
+    size_t fit_first, fit_last;
+    double alpha, coef, r2; /* NaN when fewer than two ranks qualify */
+} ntk_spectrum_info;
+
+typedef struct ntk_stats_opts {
+    size_t top_k;     /* 0: min(10, n) */
+    size_t fit_first; /* 0: 1 */
+    size_t fit_last;  /* 0: the last eigenvalue above n * eps * max */
+} ntk_stats_opts;
+
+NTK_API void ntk_stats_opts_init(ntk_stats_opts *opts);
+NTK_API ntk_status ntk_spectrum_stats(ntk_ctx *ctx, const double *ev, size_t n,
+                                      const ntk_stats_opts *opts,
+                                      ntk_spectrum_info *out);
+
+/*
+ * Targets against a kernel. K is n x n; Y is either n x c (a trace kernel:
+ * the targets' columns share K) or N x m with N m = n (the full block
+ * kernel: Y's row-major entries are the vector vec(Y) matching K's rows).
+ */
+/* Kernel-target alignment <K, y y^T>_F / (||K||_F ||y y^T||_F), for
+ * several columns <K, Y Y^T>_F / (||K||_F ||Y Y^T||_F). center: first
+ * centre the features and targets over the samples (centred alignment). */
+NTK_API ntk_status ntk_alignment(ntk_ctx *ctx, const ntk_mat *k,
+                                 const ntk_mat *y, int center, double *out);
+
+typedef struct ntk_regression_opts {
+    double ridge;        /* added to the diagonal; default 0 */
+    int jitter;          /* retry with growing jitter if not positive definite */
+    double max_jitter;   /* largest jitter, relative to the mean diagonal */
+    int symmetrize;
+    double symmetry_tol;
+} ntk_regression_opts;
+
+#define NTK_DEFAULT_MAX_JITTER 1e-4
+
+NTK_API void ntk_regression_opts_init(ntk_regression_opts *opts);
+/*
+ * alpha (shaped like Y) solving (K + ridge I + jitter I) alpha = Y by
+ * Cholesky. Without success at jitter 0, the jitter starts at 1e-12 times
+ * the mean diagonal and grows tenfold up to max_jitter times it; the jitter
+ * used (absolute) is returned. Failure at the largest is NTK_ERR_NUMERIC.
+ */
+NTK_API ntk_status ntk_kernel_regression(ntk_ctx *ctx, const ntk_mat *k,
+                                         const ntk_mat *y,
+                                         const ntk_regression_opts *opts,
+                                         ntk_mat *alpha, double *jitter);
+/* Shape of ntk_kernel_predict's result for K_test_train (rows x cols) and
+ * alpha (arows x acols). */
+NTK_API ntk_status ntk_kernel_predict_shape(ntk_ctx *ctx, size_t rows,
+                                            size_t cols, size_t arows,
+                                            size_t acols, size_t *out_rows,
+                                            size_t *out_cols);
+/* K_test_train alpha, laid out like the targets (see above). */
+NTK_API ntk_status ntk_kernel_predict(ntk_ctx *ctx, const ntk_mat *k_test_train,
+                                      const ntk_mat *alpha, ntk_mat *out);
+
+/*
+ * Predictions of the linearised network under gradient flow on the MSE
+ * loss (neural-tangents' predict.gradient_descent_mse) from one
+ * eigendecomposition K = V diag(l) V^T:
+ *   f_t(train) = f0 + V diag(1 - e^{-lr l t}) V^T (Y - f0)
+ *   f_t(test)  = f0_test + K_test_train V diag((1 - e^{-lr l t}) / l) V^T (Y - f0)
+ * with t = +Inf the kernel regression limit. Eigenvalues at or below
+ * n * eps * max|l| are treated as zero (those modes do not move).
+ */
+typedef struct ntk_gd_spec {
+    const ntk_mat *k_train;      /* n x n */
+    const ntk_mat *k_test_train; /* n' x n, or NULL (no test predictions) */
+    const ntk_mat *y;            /* targets, laid out as above */
+    const ntk_mat *f0_train;     /* like y, or NULL for zeros */
+    const ntk_mat *f0_test;      /* N' x c, or NULL for zeros */
+    double lr;                   /* learning rate > 0 */
+    const double *times;         /* >= 0, +Inf allowed */
+    size_t ntimes;
+    double ridge;                /* added to K_train's diagonal */
+    int mean_loss;               /* loss averaged over Y's entries (lr / size(Y)) */
+    int symmetrize;
+    double symmetry_tol;
+} ntk_gd_spec;
+
+NTK_API void ntk_gd_spec_init(ntk_gd_spec *spec);
+/* train: ntimes matrices shaped like y; test: ntimes matrices N' x c (may
+ * be NULL when k_test_train is). */
+NTK_API ntk_status ntk_gd_dynamics(ntk_ctx *ctx, const ntk_gd_spec *spec,
+                                   ntk_mat *train, ntk_mat *test);
+
 /* @@ io @@ (loaders and persistence) */
 
 /*
@@ -498,6 +711,189 @@ NTK_API ntk_status ntk_standardize(ntk_ctx *ctx, const ntk_mat *x, const ntk_mat
                                    const ntk_mat *std, ntk_mat *out);
 
 /* @@ train @@ (training and analytic kernels) */
+
+/* ---- Losses and gradients ----------------------------------------------
+ *
+ * For N samples with outputs f_i = f(x_i) (rows of N x m) and targets y_i:
+ *
+ *   NTK_LOSS_MSE:  L = (1 / 2N) sum_i ||f_i - y_i||^2, Y is N x m;
+ *                  dL/df_i = (f_i - y_i) / N.
+ *   NTK_LOSS_CROSS_ENTROPY: softmax over the m >= 2 outputs,
+ *                  L = (1 / N) sum_i sum_a y_ia (logsumexp(f_i) - f_ia),
+ *                  Y is N x m (one-hot rows or any non-negative soft
+ *                  targets, usually rows summing to 1) or N x 1 class
+ *                  indices 0 .. m-1 (0-based in C, 1-based in Lua);
+ *                  dL/df_i = (s_i * sum_a y_ia - y_i) / N, s_i = softmax(f_i).
+ *
+ * Gradients are one reverse pass over the whole batch seeded with dL/df:
+ * per layer one dgemm for dW (c_w Delta^T A_in), one dgemv for db and one
+ * dgemm to step Delta back, in chunks of samples so that memory stays
+ * bounded (NTK_DEFAULT_MEMORY of working memory).
+ */
+typedef enum ntk_loss {
+    NTK_LOSS_MSE = 0,
+    NTK_LOSS_CROSS_ENTROPY
+} ntk_loss;
+
+NTK_API ntk_status ntk_loss_parse(ntk_ctx *ctx, const char *name, ntk_loss *out);
+NTK_API const char *ntk_loss_name(ntk_loss loss);
+
+/* The loss of net on (X, Y) into *value; X is N x n with N >= 1. */
+NTK_API ntk_status ntk_net_loss(ntk_ctx *ctx, const ntk_net *net, ntk_loss loss,
+                                const ntk_mat *x, const ntk_mat *y,
+                                double *value);
+/* The gradient dL/dtheta into grad (P x 1 or 1 x P, laid out as the
+ * parameter vector) and the loss into *value (value may be NULL). */
+NTK_API ntk_status ntk_net_grad(ntk_ctx *ctx, const ntk_net *net, ntk_loss loss,
+                                const ntk_mat *x, const ntk_mat *y,
+                                ntk_mat *grad, double *value);
+/* Vector-Jacobian product sum_i Df(x_i) g_i into out (P x 1 or 1 x P) for
+ * G (N x m, row i = g_i): the gradient of sum_i g_i . f(x_i). */
+NTK_API ntk_status ntk_net_vjp(ntk_ctx *ctx, const ntk_net *net, const ntk_mat *x,
+                               const ntk_mat *g, ntk_mat *out);
+
+/* ---- Training -------------------------------------------------------------
+ *
+ * Optimizers, for the gradient g_t of the minibatch loss at step t = 1, 2...:
+ *   NTK_OPT_SGD:      theta -= lr g
+ *   NTK_OPT_MOMENTUM: v = momentum v + g (v_0 = 0); theta -= lr v
+ *                     (PyTorch's SGD with momentum, no dampening)
+ *   NTK_OPT_ADAM:     m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2;
+ *                     theta -= lr (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+ * Optimizer state starts at zero in every ntk_net_train call.
+ */
+typedef enum ntk_optimizer {
+    NTK_OPT_SGD = 0,
+    NTK_OPT_MOMENTUM,
+    NTK_OPT_ADAM
+} ntk_optimizer;
+
+NTK_API ntk_status ntk_optimizer_parse(ntk_ctx *ctx, const char *name,
+                                       ntk_optimizer *out);
+NTK_API const char *ntk_optimizer_name(ntk_optimizer opt);
+
+/* Called after each epoch with the loss over the whole training set;
+ * return nonzero to stop training there. It must not destroy the net. */
+typedef int (*ntk_epoch_fn)(void *ud, size_t epoch, double loss);
+
+#define NTK_DEFAULT_LR_SGD 0.01
+#define NTK_DEFAULT_LR_ADAM 0.001
+
+typedef struct ntk_train_opts {
+    ntk_loss loss;           /* default NTK_LOSS_MSE */
+    ntk_optimizer optimizer; /* default NTK_OPT_SGD */
+    double lr;               /* > 0; 0: 0.01 (sgd, momentum) or 0.001 (adam) */
+    size_t epochs;           /* passes over the data; default 1 (0 is allowed) */
+    size_t batch_size;       /* 0 (default) or >= N: full batch */
+    int shuffle;             /* reshuffle minibatches every epoch; default 1 */
+    uint64_t seed;           /* seed of the shuffling generator; default 0 */
+    double momentum;         /* in [0, 1); default 0.9 */
+    double beta1, beta2;     /* in [0, 1); defaults 0.9 and 0.999 */
+    double eps;              /* > 0; default 1e-8 */
+    size_t memory;           /* working bytes; 0: NTK_DEFAULT_MEMORY */
+    ntk_epoch_fn callback;   /* may be NULL */
+    void *callback_ud;
+    double *history;         /* NULL, or room for `epochs` losses */
+} ntk_train_opts;
+
+NTK_API void ntk_train_opts_init(ntk_train_opts *opts);
+
+/*
+ * Train net in place on (X, Y). Each epoch visits every sample once in
+ * minibatches of batch_size (the last one may be smaller; shuffled when
+ * opts->shuffle, by a generator seeded once with opts->seed), takes one
+ * optimizer step per minibatch on the minibatch's mean loss, then
+ * evaluates the loss over the whole training set: that value goes to
+ * history[epoch - 1] and to the callback. *epochs_done (may be NULL) is
+ * the number of epochs completed.
+ *
+ * Progress is reported as task "train" in epochs (fractional within an
+ * epoch). If the loss or a parameter becomes NaN or Inf (a too large
+ * learning rate), NTK_ERR_NUMERIC; if the progress hook cancels,
+ * NTK_ERR_INTERRUPTED. In both cases the network is restored to its
+ * parameters after the last completed epoch, which *epochs_done counts.
+ */
+NTK_API ntk_status ntk_net_train(ntk_ctx *ctx, ntk_net *net, const ntk_mat *x,
+                                 const ntk_mat *y, const ntk_train_opts *opts,
+                                 size_t *epochs_done);
+
+/*
+ * How far kernel K1 is from K0 (same shapes, not all zero):
+ *   *rel      = ||K1 - K0||_F / ||K0||_F (relative Frobenius change),
+ *   *misalign = 1 - <K0, K1>_F / (||K0||_F ||K1||_F) (1 - alignment),
+ * the latter computed as ||K0/|K0| - K1/|K1| ||^2 / 2, so it stays
+ * accurate when the kernels barely move. Either pointer may be NULL.
+ */
+NTK_API ntk_status ntk_kernel_distance(ntk_ctx *ctx, const ntk_mat *k0,
+                                       const ntk_mat *k1, double *rel,
+                                       double *misalign);
+
+/* ---- Infinite-width kernels ----------------------------------------------
+ *
+ * For the MLP family of ntk_mlp_create (same layer map, stds and
+ * activations) in the limit of infinite hidden widths, per output unit:
+ *   Sigma_1(x, x') = w^2 x.x' / n_0 + b^2
+ *   Sigma_k = w^2 E[phi(u) phi(v)] + b^2,   Sdot_k = w^2 E[phi'(u) phi'(v)],
+ *     (u, v) ~ N(0, [[Sigma_{k-1}(x,x), Sigma_{k-1}(x,x')], [.., Sigma_{k-1}(x',x')]])
+ *   NTK param:      Theta_1 = Sigma_1,  Theta_k = Sigma_k + Sdot_k Theta_{k-1}
+ *   standard param: Theta_1 = x.x' + 1, Theta_k = n_{k-1} E[phi(u) phi(v)] + 1 + Sdot_k Theta_{k-1}
+ * with w = weight_std, b = bias_std, phi the activation of layer k - 1.
+ * The NNGP is Sigma_L (the same under both parameterizations); the NTK is
+ * Theta_L. For m outputs both kernels are these times the m x m identity.
+ *
+ * Under the standard parameterization the NTK grows with the hidden widths
+ * n_{k-1} (neural-tangents' "standard" kernel, which uses the layers'
+ * declared widths the same way): it is the leading term of the finite
+ * network's expected NTK, and it needs spec->sizes.
+ *
+ * The expectations use closed forms for identity, relu (arc-cosine), erf
+ * and sin, and tensor Gauss-Hermite quadrature for the other activations
+ * (or for all with force_quadrature). With quad_points = 0 (the default)
+ * each quadrature layer gets the smallest rule of 16, 24, 32, 48, ... 512
+ * points per axis whose results agree with the next larger rule's within
+ * quad_tol (relative to sqrt(E[phi(u)^2] E[phi(v)^2]), and the same for
+ * phi') at the most demanding variances that layer sees; if even 512
+ * points fall short, the context's log hook gets a warning. Odd
+ * activations (tanh, and sigmoid - 1/2) evaluate half of the grid.
+ */
+#define NTK_MAX_QUAD_POINTS 512
+#define NTK_DEFAULT_QUAD_TOL 1e-8
+
+typedef struct ntk_analytic_spec {
+    size_t depth;         /* dense layers L >= 1 */
+    const size_t *sizes;  /* NULL, or L + 1 widths (sizes[0] = input dim) */
+    const ntk_act *acts;  /* L - 1 hidden activations (NULL: all relu) */
+    ntk_param param;      /* default NTK_PARAM_NTK */
+    double weight_std;    /* default NTK_DEFAULT_WEIGHT_STD */
+    double bias_std;      /* default NTK_DEFAULT_BIAS_STD */
+    size_t quad_points;   /* points per axis, 1..512; 0 (default): automatic */
+    double quad_tol;      /* automatic rule's target; default 1e-8 */
+    int force_quadrature; /* quadrature even where a closed form exists */
+} ntk_analytic_spec;
+
+NTK_API void ntk_analytic_spec_init(ntk_analytic_spec *spec);
+
+/*
+ * Infinite-width NNGP and NTK between the rows of X1 (N1 x n_0) and X2
+ * (N2 x n_0), each N1 x N2; X2 == NULL gives the symmetric kernels of X1
+ * (one triangle computed, then mirrored). nngp or ntk may be NULL.
+ * Progress task "analytic", in rows.
+ */
+NTK_API ntk_status ntk_analytic_kernels(ntk_ctx *ctx,
+                                        const ntk_analytic_spec *spec,
+                                        const ntk_mat *x1, const ntk_mat *x2,
+                                        ntk_mat *nngp, ntk_mat *ntk);
+
+/*
+ * The Gaussian expectations behind one layer: for (u, v) ~ N(0, [[q1, c],
+ * [c, q2]]) (q1, q2 >= 0, c^2 <= q1 q2 up to rounding), *e = E[phi(u) phi(v)]
+ * and *ed = E[phi'(u) phi'(v)] (either may be NULL). The quadrature
+ * settings come from spec (NULL: defaults; only quad_points, quad_tol and
+ * force_quadrature are read).
+ */
+NTK_API ntk_status ntk_gaussian_expect(ntk_ctx *ctx, const ntk_analytic_spec *spec,
+                                       ntk_act act, double q1, double q2, double c,
+                                       double *e, double *ed);
 
 #ifdef __cplusplus
 }

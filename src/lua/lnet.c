@@ -521,6 +521,8 @@ ntk_net *lntk_checknet(lua_State *L, int idx) { return checknet(L, idx)->net; }
 
 ntk_net **lntk_newnet(lua_State *L) { return &newnet(L)->net; }
 
+void lntk_net_hold(lua_State *L, int idx, int delta) { checknet(L, idx)->busy += delta; }
+
 static const luaL_Reg module_fns[] = {
     {"mlp", l_mlp},
     {NULL, NULL},

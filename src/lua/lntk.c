@@ -199,6 +199,7 @@ static const luaL_Reg module_fns[] = {
     {"set_threads", l_set_threads},
     {"get_threads", l_get_threads},
     {"bytes_in_use", l_bytes_in_use},
+    {"clock", lntk_clock},
     {NULL, NULL},
 };
 
@@ -232,6 +233,7 @@ NTK_API int luaopen_ntk_core(lua_State *L)
     lntk_open_linalg(L, ctx_idx);
     lntk_open_io(L, ctx_idx);
     lntk_open_train(L, ctx_idx);
+    lntk_open_mpi(L, ctx_idx);
     lua_remove(L, ctx_idx);
     return 1;
 }

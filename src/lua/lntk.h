@@ -73,9 +73,13 @@ typedef struct lntk_progress {
     int drawn;
     double started, last_draw; /* seconds */
     void *hook_space[4];       /* the hook's state, private */
+    ntk_progress_fn prev_fn;   /* the hook this call replaced, restored at the end */
+    void *prev_ud;
 } lntk_progress;
 void lntk_progress_begin(lua_State *L, lntk_progress *p, int opts_idx);
 void lntk_progress_end(lua_State *L, lntk_progress *p);
+/* ntk.clock(): monotonic wall-clock seconds (lprogress.c). */
+int lntk_clock(lua_State *L);
 
 /* Networks (lnet.c): argument idx must be an open ntk.Net. */
 ntk_net *lntk_checknet(lua_State *L, int idx);
@@ -83,6 +87,10 @@ ntk_net *lntk_checknet(lua_State *L, int idx);
  * there belongs to the userdata (freed by its __gc). Allocate the slot
  * before creating the network, so a Lua memory error cannot leak it. */
 ntk_net **lntk_newnet(lua_State *L);
+/* Mark the open ntk.Net at idx in use (delta +1) or no longer (-1) around
+ * core calls that may run Lua code (progress functions, callbacks):
+ * __gc and __close refuse while it is in use. */
+void lntk_net_hold(lua_State *L, int idx, int delta);
 
 /* Sections of the module; each adds its functions to the module table on
  * top of the stack and creates its metatables. */
@@ -91,5 +99,8 @@ void lntk_open_net(lua_State *L, int ctx_idx);
 void lntk_open_linalg(lua_State *L, int ctx_idx); /* eigen, kernel methods */
 void lntk_open_io(lua_State *L, int ctx_idx);     /* loaders, persistence */
 void lntk_open_train(lua_State *L, int ctx_idx);  /* training, analytic kernels */
+void lntk_open_mpi(lua_State *L, int ctx_idx);    /* ntk.mpi (src/mpi/) */
+/* Wrap Net:ntk so {distributed = true} calls dist (NULL: no MPI here). */
+void lntk_wrap_ntk(lua_State *L, int ctx_idx, lua_CFunction dist);
 
 #endif

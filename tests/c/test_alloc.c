@@ -217,6 +217,136 @@ static ntk_status c_threads(void)
     return st;
 }
 
+/* ---- linalg section (issue 4): eigen routines, spectra, kernel methods --- */
+
+enum { NS = 30 };
+static double sym_d[NS * NS]; /* symmetric, a decaying spectrum */
+static double low_d[10 * 10]; /* positive semi-definite of rank 3 */
+static double targ_d[10 * 2];
+
+static void linalg_fixtures(void)
+{
+    for (size_t i = 0; i < NS; i++)
+        for (size_t j = 0; j <= i; j++) {
+            double v = 1.0 / (1.0 + (double)(i + j)) + (i == j ? 1.0 / (1.0 + (double)i) : 0);
+            sym_d[i * NS + j] = sym_d[j * NS + i] = v;
+        }
+    double g[10 * 3];
+    for (size_t i = 0; i < 30; i++) g[i] = (double)((i * 7) % 5) - 2.0;
+    for (size_t i = 0; i < 10; i++)
+        for (size_t j = 0; j < 10; j++) {
+            double v = 0;
+            for (size_t t = 0; t < 3; t++) v += g[i * 3 + t] * g[j * 3 + t];
+            low_d[i * 10 + j] = v;
+        }
+    for (size_t i = 0; i < 20; i++) targ_d[i] = (double)((i * 3) % 7) / 7.0 - 0.4;
+}
+
+static ntk_status c_eigh_values(void)
+{
+    ntk_mat a = {NS, NS, sym_d}, w = {NS, 1, out};
+    out_n = NS;
+    return ntk_eigh(ctx, &a, NULL, &w, NULL);
+}
+
+static ntk_status c_eigh_top(void)
+{
+    ntk_eigh_opts o;
+    ntk_eigh_opts_init(&o);
+    o.k = 4;
+    ntk_mat a = {NS, NS, sym_d}, w = {4, 1, out}, v = {NS, 4, out + 4};
+    out_n = 4 + NS * 4;
+    return ntk_eigh(ctx, &a, &o, &w, &v);
+}
+
+static ntk_status c_eigh_vectors(void)
+{
+    ntk_mat a = {NS, NS, sym_d}, w = {NS, 1, out}, v = {NS, NS, out + NS};
+    out_n = NS + NS * NS;
+    return ntk_eigh(ctx, &a, NULL, &w, &v);
+}
+
+static ntk_status c_eigs_matrix(void)
+{
+    ntk_eigs_info info;
+    ntk_eigs_opts o;
+    ntk_eigs_opts_init(&o);
+    o.block = 2;
+    ntk_mat a = {NS, NS, sym_d}, w = {3, 1, out}, v = {NS, 3, out + 3},
+            r = {3, 1, out + 3 + NS * 3};
+    out_n = 6 + NS * 3;
+    return ntk_eigs_matrix(ctx, &a, 3, &o, &w, &v, &r, &info);
+}
+
+static ntk_status c_ntk_matvec(void)
+{
+    double v[N1 * OUT * 3];
+    for (size_t i = 0; i < N1 * OUT * 3; i++) v[i] = (double)((i * 5) % 9) / 4.0 - 1.0;
+    ntk_mat vv = {N1 * OUT, 3, v}, o = {N1 * OUT, 3, out};
+    out_n = N1 * OUT * 3;
+    return ntk_net_ntk_matvec(ctx, net, &x1, &vv, 1, &o); /* one sample per pass */
+}
+
+static ntk_status c_ntk_eigs(void)
+{
+    ntk_mat w = {3, 1, out}, v = {N1 * OUT, 3, out + 3};
+    out_n = 3 + N1 * OUT * 3;
+    return ntk_net_ntk_eigs(ctx, net, &x1, 3, NULL, &w, &v, NULL, NULL);
+}
+
+static ntk_status c_spectrum_stats(void)
+{
+    ntk_spectrum_info s;
+    ntk_status st = ntk_spectrum_stats(ctx, sym_d, NS, NULL, &s);
+    out[0] = s.effective_rank;
+    out[1] = s.alpha;
+    out_n = 2;
+    return st;
+}
+
+static ntk_status c_alignment(void)
+{
+    ntk_mat k = {10, 10, low_d}, y = {5, 2, targ_d};
+    out_n = 1;
+    return ntk_alignment(ctx, &k, &y, 1, out);
+}
+
+static ntk_status c_kernel_regression(void)
+{
+    /* Rank 3 of 10: the jitter path, one attempt per progress report. */
+    ntk_mat k = {10, 10, low_d}, y = {10, 2, targ_d}, a = {10, 2, out};
+    out_n = 21;
+    return ntk_kernel_regression(ctx, &k, &y, NULL, &a, out + 20);
+}
+
+static ntk_status c_kernel_predict(void)
+{
+    ntk_mat k = {4, 10, low_d}, a = {10, 2, targ_d}, o = {4, 2, out};
+    out_n = 8;
+    return ntk_kernel_predict(ctx, &k, &a, &o);
+}
+
+static ntk_status c_gd_dynamics(void)
+{
+    double times[3] = {0.5, 2, INFINITY};
+    ntk_mat k = {10, 10, low_d}, kt = {4, 10, low_d + 30}, y = {5, 2, targ_d};
+    ntk_mat tr[3], te[3];
+    for (int t = 0; t < 3; t++) {
+        tr[t] = (ntk_mat){5, 2, out + 10 * t};
+        te[t] = (ntk_mat){2, 2, out + 30 + 4 * t};
+    }
+    ntk_gd_spec sp;
+    ntk_gd_spec_init(&sp);
+    sp.k_train = &k;
+    sp.k_test_train = &kt;
+    sp.y = &y;
+    sp.times = times;
+    sp.ntimes = 3;
+    sp.ridge = 0.1;
+    out_n = 42;
+    return ntk_gd_dynamics(ctx, &sp, tr, te);
+}
+
 static const struct {
     const char *name;
     case_fn fn;
@@ -244,6 +374,17 @@ static const struct {
     {"ntk_mat_gemm", c_gemm, 0},
     {"ntk_act_parse/param_parse", c_parse, 0},
     {"ntk_ctx_set_threads", c_threads, 0},
+    {"ntk_eigh values", c_eigh_values, 1},
+    {"ntk_eigh top k with vectors (dsyevr)", c_eigh_top, 1},
+    {"ntk_eigh vectors (dsyevd)", c_eigh_vectors, 1},
+    {"ntk_eigs_matrix", c_eigs_matrix, 1},
+    {"ntk_net_ntk_matvec", c_ntk_matvec, 1},
+    {"ntk_net_ntk_eigs", c_ntk_eigs, 1},
+    {"ntk_spectrum_stats", c_spectrum_stats, 0},
+    {"ntk_alignment", c_alignment, 0},
+    {"ntk_kernel_regression (jitter)", c_kernel_regression, 1},
+    {"ntk_kernel_predict", c_kernel_predict, 0},
+    {"ntk_gd_dynamics", c_gd_dynamics, 1},
 };
 #define NCASES (sizeof cases / sizeof *cases)
 
@@ -449,6 +590,7 @@ int main(void)
 {
     for (size_t i = 0; i < N1 * IN; i++) x1d[i] = (double)((i * 7) % 11) / 5.0 - 1.0;
     for (size_t i = 0; i < N2 * IN; i++) x2d[i] = (double)((i * 5) % 7) / 3.0 - 1.0;
+    linalg_fixtures();
     test_ctx_create();
     if (ntk_ctx_create_with(&ctx, inject_alloc, &inj) != NTK_OK) return 1;
     ntk_ctx_set_threads(ctx, 2);

@@ -298,6 +298,16 @@ describe("net:ntk", function()
     assert.error_matches(function()
       net:ntk(X, {chunk = 2, method = "jacobian", progress = function() error("boom") end})
     end, "boom")
+    -- work started inside a progress function hands the hook back
+    local outer, inner = 0, 0
+    net:ntk(X, {chunk = 1, method = "jacobian", progress = function()
+      outer = outer + 1
+      if outer == 2 then
+        net:ntk(X:sub(1, 2), {progress = function() inner = inner + 1 end})
+      end
+    end})
+    assert.is_true(inner >= 1)
+    assert.is_true(outer >= 6, "outer progress calls after the nested one: " .. outer)
     -- the network is still usable after an interruption
     assert.is_true(H.rel(net:ntk(X), Kref) < 1e-13)
   end)
