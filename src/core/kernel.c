@@ -67,10 +67,18 @@ static size_t budget(const ntk_kernel_opts *o)
     return o->memory ? o->memory : NTK_DEFAULT_MEMORY;
 }
 
-static ntk_method resolve(const ntk_plan *pj, const ntk_plan *ps,
+/* The Jacobian method holds rows of m P doubles, a BLAS length. */
+static bool jacobian_feasible(const ntk_net *net)
+{
+    size_t len;
+    return ntk__mul(ntk_net_output_dim(net), net->num_params, &len) && len <= (size_t)INT32_MAX;
+}
+
+static ntk_method resolve(const ntk_net *net, const ntk_plan *pj, const ntk_plan *ps,
                           ntk_method asked, size_t mem)
 {
     if (asked != NTK_METHOD_AUTO) return asked;
+    if (!jacobian_feasible(net)) return NTK_METHOD_STRUCTURED;
     /* Prefer what fits the budget, then fewer flops. */
     bool jfits = pj->memory <= mem, sfits = ps->memory <= mem;
     if (jfits != sfits) return sfits ? NTK_METHOD_STRUCTURED : NTK_METHOD_JACOBIAN;
@@ -95,7 +103,7 @@ ntk_status ntk_net_ntk_plan(ntk_ctx *ctx, const ntk_net *net, size_t n1,
     ntk_plan pj, ps;
     ntk__plan_jacobian(net, n1, n2, sym, opts->mode, budget(opts), opts->chunk, &pj);
     ntk__plan_structured(net, n1, n2, sym, opts->mode, budget(opts), opts->chunk, &ps);
-    ntk_method m = resolve(&pj, &ps, opts->method, budget(opts));
+    ntk_method m = resolve(net, &pj, &ps, opts->method, budget(opts));
     *plan = m == NTK_METHOD_JACOBIAN ? pj : ps;
     plan->method = m;
     plan->flops_jacobian = pj.flops;
@@ -103,16 +111,41 @@ ntk_status ntk_net_ntk_plan(ntk_ctx *ctx, const ntk_net *net, size_t n1,
     return NTK_OK;
 }
 
-void ntk__mirror_upper(double *a, size_t n, size_t ld)
+/* Tiles keep both the rows read and the rows written in cache. */
+#define MIRROR_TILE 64
+
+typedef struct mirror_arg {
+    double *a;
+    size_t n, ld;
+} mirror_arg;
+
+/* Lower-triangle rows of the row tiles lo..hi-1. */
+static void mirror_rows(void *p, size_t lo, size_t hi)
 {
-    /* Tiles keep both the rows read and the rows written in cache. */
-    const size_t T = 64;
-    for (size_t i0 = 0; i0 < n; i0 += T)
+    const mirror_arg *m = p;
+    double *a = m->a;
+    size_t n = m->n, ld = m->ld, T = MIRROR_TILE;
+    for (size_t bi = lo; bi < hi; bi++) {
+        size_t i0 = bi * T, i1 = i0 + T < n ? i0 + T : n;
         for (size_t j0 = 0; j0 <= i0; j0 += T) {
-            size_t i1 = i0 + T < n ? i0 + T : n, j1 = j0 + T < n ? j0 + T : n;
+            size_t j1 = j0 + T < n ? j0 + T : n;
             for (size_t i = i0; i < i1; i++)
                 for (size_t j = j0; j < j1 && j < i; j++) a[i * ld + j] = a[j * ld + i];
         }
+    }
+}
+
+void ntk__mirror_upper(double *a, size_t n, size_t ld)
+{
+    mirror_arg m = {a, n, ld};
+    mirror_rows(&m, 0, (n + MIRROR_TILE - 1) / MIRROR_TILE);
+}
+
+void ntk__mirror_upper_par(ntk_ctx *ctx, double *a, size_t n, size_t ld)
+{
+    mirror_arg m = {a, n, ld};
+    ntk__parallel(ctx, (n + MIRROR_TILE - 1) / MIRROR_TILE, 1,
+                  (double)n * (double)n / 2, mirror_rows, &m);
 }
 
 ntk_status ntk_net_ntk(ntk_ctx *ctx, const ntk_net *net, const ntk_mat *x1,
@@ -158,6 +191,10 @@ ntk_status ntk_net_ntk(ntk_ctx *ctx, const ntk_net *net, const ntk_mat *x1,
                      ? 1.0 / (double)ntk_net_output_dim(net) : 1.0,
         .memory = budget(opts), .chunk = plan.chunk, .out = out, .count = count,
     };
+    ntk__log(ctx, NTK_LOG_DEBUG,
+             "ntk: method %s, %zu samples per chunk, about %.3g flops and %zu bytes",
+             plan.method == NTK_METHOD_JACOBIAN ? "jacobian" : "structured", plan.chunk,
+             plan.flops, plan.memory);
     ntk__enter(ctx);
     st = plan.method == NTK_METHOD_JACOBIAN ? ntk__ntk_jacobian(ctx, &rq)
                                             : ntk__ntk_structured(ctx, &rq);

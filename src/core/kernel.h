@@ -20,6 +20,18 @@ typedef struct ntk_kreq {
 /* Copy the upper triangle of a square n x n matrix (row stride ld) onto
  * its lower triangle. */
 void ntk__mirror_upper(double *a, size_t n, size_t ld);
+/* The same on the context's threads. */
+void ntk__mirror_upper_par(ntk_ctx *ctx, double *a, size_t n, size_t ld);
+
+/*
+ * Run fn(arg, lo, hi) over the items [0, n) in blocks of `grain`, dealt
+ * cyclically to the context's threads (the caller is one of them). `work`
+ * estimates the elements touched: small passes run on the caller alone.
+ * fn must not fail; the ranges it gets are disjoint.
+ */
+typedef void (*ntk__range_fn)(void *arg, size_t lo, size_t hi);
+void ntk__parallel(ntk_ctx *ctx, size_t n, size_t grain, double work,
+                   ntk__range_fn fn, void *arg);
 
 ntk_status ntk__ntk_jacobian(ntk_ctx *ctx, const ntk_kreq *rq);
 ntk_status ntk__ntk_structured(ntk_ctx *ctx, const ntk_kreq *rq);

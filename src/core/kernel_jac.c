@@ -10,9 +10,16 @@
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
-static size_t jac_bytes(const ntk_net *net)
+/* Bytes of one sample's Jacobian rows; doubles so that absurd sizes
+ * saturate instead of wrapping. */
+static double jac_bytes(const ntk_net *net)
 {
-    return ntk_net_output_dim(net) * net->num_params * sizeof(double);
+    return 8.0 * (double)ntk_net_output_dim(net) * (double)net->num_params;
+}
+
+static size_t to_size(double v)
+{
+    return v >= (double)((size_t)-1) ? (size_t)-1 : (size_t)v;
 }
 
 void ntk__plan_jacobian(const ntk_net *net, size_t n1, size_t n2, bool sym,
@@ -22,21 +29,23 @@ void ntk__plan_jacobian(const ntk_net *net, size_t n1, size_t n2, bool sym,
     memset(plan, 0, sizeof *plan);
     plan->method = NTK_METHOD_JACOBIAN;
     double m = (double)ntk_net_output_dim(net), P = (double)net->num_params;
-    size_t per = jac_bytes(net) + ntk__jws_bytes_per_sample(net);
+    double jac = jac_bytes(net), ws = (double)ntk__jws_bytes_per_sample(net);
     size_t nmax = n1 > n2 ? n1 : n2;
     /* One Jacobian buffer when a single chunk covers a symmetric request,
      * else a row chunk and a column chunk. */
     size_t c = chunk;
     if (c == 0) {
-        c = memory / per;
-        if (sym && c >= n1) c = n1;
-        else c = memory / (2 * per);
+        double fit = (double)memory / (jac + ws);
+        if (mode == NTK_MODE_BLOCKS) c = to_size(fit);
+        else if (sym && fit >= (double)n1) c = n1;
+        else c = to_size((double)memory / (2 * jac + ws));
     }
     if (c < 1) c = 1;
     if (c > nmax) c = nmax;
     bool one = (sym && c >= n1) || mode == NTK_MODE_BLOCKS;
     plan->chunk = c;
-    plan->memory = (one ? 1 : 2) * c * per;
+    /* One or two chunk Jacobians, and the scratch to build one chunk. */
+    plan->memory = to_size(((one ? 1 : 2) * jac + ws) * (double)c);
     double jac_cost = 2.0 * m * P; /* per sample: build and backward, roughly */
     double contract;
     double N1 = (double)n1, N2 = (double)n2;
@@ -168,6 +177,6 @@ ntk_status ntk__ntk_jacobian(ntk_ctx *ctx, const ntk_kreq *rq)
     if (st) return st;
     if (rq->sym && rq->mode != NTK_MODE_BLOCKS)
         for (size_t a = 0; a < rq->count; a++)
-            ntk__mirror_upper(rq->out[a].data, rq->out[a].rows, rq->out[a].cols);
+            ntk__mirror_upper_par(ctx, rq->out[a].data, rq->out[a].rows, rq->out[a].cols);
     return NTK_OK;
 }

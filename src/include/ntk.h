@@ -324,8 +324,9 @@ typedef enum ntk_mode {
 
 typedef enum ntk_method {
     NTK_METHOD_AUTO = 0, /* choose by a flop and memory estimate */
-    NTK_METHOD_JACOBIAN, /* contract explicit Jacobian chunks */
-    NTK_METHOD_STRUCTURED /* per-layer factorisation, no P-sized Jacobian */
+    NTK_METHOD_JACOBIAN, /* contract explicit Jacobian chunks: (N m)^2 P flops */
+    NTK_METHOD_STRUCTURED /* per-layer factorisation, no P-sized Jacobian:
+                             sum over layers of (N m)^2 n_l flops */
 } ntk_method;
 
 #define NTK_DEFAULT_MEMORY ((size_t)1 << 30)
@@ -334,8 +335,11 @@ typedef struct ntk_kernel_opts {
     ntk_mode mode;
     ntk_method method;
     int normalize_mean; /* trace mode: divide by m */
-    size_t memory;      /* bytes of working memory beyond the output; 0: default */
-    size_t chunk;       /* samples per chunk; 0: derive from memory */
+    size_t memory;      /* bytes of working memory beyond the output; 0: default.
+                           Below one sample's needs the work still runs, one
+                           sample at a time (the plan reports the real need). */
+    size_t chunk;       /* samples whose features or Jacobians are held at
+                           once; 0: derive from memory */
 } ntk_kernel_opts;
 
 NTK_API void ntk_kernel_opts_init(ntk_kernel_opts *opts);
@@ -349,11 +353,17 @@ NTK_API ntk_status ntk_kernel_shape(ntk_ctx *ctx, const ntk_net *net,
                                     const ntk_kernel_opts *opts, size_t *rows,
                                     size_t *cols, size_t *count);
 
-/* What a kernel computation would do; filled by ntk_net_ntk_plan. */
+/*
+ * What a kernel computation would do; filled by ntk_net_ntk_plan from the
+ * same choices ntk_net_ntk makes. "auto" resolves to structured where the
+ * Jacobian method cannot run (m P >= 2^31), else to the method whose memory
+ * fits the budget, else to fewer flops. ntk_net_ntk logs the method it runs
+ * at NTK_LOG_DEBUG.
+ */
 typedef struct ntk_plan {
-    ntk_method method; /* resolved, never AUTO */
+    ntk_method method; /* resolved, never AUTO: the method ntk_net_ntk runs */
     double flops;      /* estimated floating-point operations */
-    size_t memory;     /* estimated peak working bytes beyond the output */
+    size_t memory;     /* peak working bytes beyond the output (what is allocated) */
     size_t chunk;      /* samples per chunk */
     double flops_jacobian, flops_structured; /* both estimates */
 } ntk_plan;

@@ -417,16 +417,18 @@ static int n_ntk(lua_State *L)
                                      &o, &rows, &cols, &count);
     if (st) return lntk_error(L, st);
     if (x2 && x2->rows == 0) cols = 0;
+    /* "outputs" is always a table of m kernels, also when m = 1. */
+    int table = o.mode == NTK_MODE_OUTPUTS;
     ntk_mat outs_small[1];
     ntk_mat *outs = outs_small;
-    if (count > 1) {
+    if (table) {
         outs = lua_newuserdatauv(L, count * sizeof *outs, 0);
         lua_createtable(L, (int)count, 0);
     }
     for (size_t a = 0; a < count; a++) {
         lntk_matrix *k = lntk_newmatrix(L, rows, cols, 0);
         outs[a] = lntk_view(k);
-        if (count > 1) lua_rawseti(L, -2, (lua_Integer)a + 1);
+        if (table) lua_rawseti(L, -2, (lua_Integer)a + 1);
     }
     ntk_mat v1 = lntk_view(x1), v2 = x2 ? lntk_view(x2) : (ntk_mat){0, 0, NULL};
     lntk_progress prog;

@@ -31,7 +31,7 @@ describe("reference values from PyTorch", function()
       local X1 = inputs(c.n1, c.sizes[1], 0)
       local X2 = inputs(c.n2, c.sizes[1], 0.25)
       assert.is_true(H.rel(net:forward(X1), ntk.matrix(c.Y)) < 1e-12)
-      for _, method in ipairs{"jacobian", "auto"} do
+      for _, method in ipairs{"jacobian", "structured", "auto"} do
         local K = net:ntk(X1, {method = method})
         assert.is_true(H.rel(K, ntk.matrix(c.K)) < 1e-10, method)
         local K12 = net:ntk(X1, X2, {method = method})
