@@ -1,19 +1,13 @@
 -- Every example runs end to end through the ntk program on small sizes,
 -- prints its report and writes SVG files that parse. An example that reads
 -- Fashion-MNIST is pending where the dataset is not installed.
+local H = require "helpers"
+
 local root = os.getenv("NTK_SOURCE_DIR") or "."
 local build = os.getenv("NTK_BUILD_DIR") or (root .. "/build")
 local program = build .. "/bin/ntk"
 
-local function read(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local shell_quote = H.shell_quote
 
 -- Run an example in a fresh directory; returns exit code, output, directory.
 local function run_example(name, args)
@@ -30,13 +24,8 @@ local function run_example(name, args)
   return code, out:gsub("EXIT:%d+%s*$", ""), dir
 end
 
-local function xmllint_ok(p)
-  local ok = os.execute("xmllint --noout " .. shell_quote(p) .. " 2>/dev/null")
-  return ok == true or ok == 0
-end
-
 local function fashion_mnist_installed()
-  return read("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") ~= nil
+  return H.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 end
 
 -- pending() with the reason when the data an example reads is not installed.
@@ -48,14 +37,14 @@ end
 
 local function svg_ok(dir, file)
   local p = dir .. "/" .. file
-  assert.is_truthy(read(p), file .. " was not written")
-  assert.is_true(xmllint_ok(p), file .. " does not parse")
-  return read(p)
+  assert.is_true(H.exists(p), file .. " was not written")
+  assert.is_true(H.xmllint_ok(p), file .. " does not parse")
+  return H.read(p)
 end
 
 describe("examples", function()
   it("the program exists", function()
-    assert.is_truthy(read(program), "build/bin/ntk missing")
+    assert.is_true(H.exists(program), "build/bin/ntk missing")
   end)
 
   it("quickstart.lua reports the kernel and its spectrum and writes two plots", function()

@@ -11,19 +11,7 @@ local build = os.getenv("NTK_BUILD_DIR") or "."
 local cases = dofile(root .. "/tests/fixtures/mpi_reference.lua")
 local rank, size = mpi.rank(), mpi.size()
 
-local function theta_for(P)
-  local t = ntk.matrix(P, 1)
-  for k = 1, P do t:set(k, 1, 0.5 * math.sin(0.7 * k + 0.3)) end
-  return t
-end
-
-local function inputs(n, d, shift)
-  local x = ntk.matrix(n, d)
-  for i = 1, n do
-    for j = 1, d do x:set(i, j, math.cos(1.3 * i + 0.7 * j + shift)) end
-  end
-  return x
-end
+local inputs = H.inputs
 
 local function targets(n, m)
   local y = ntk.matrix(n, m)
@@ -34,10 +22,7 @@ local function targets(n, m)
 end
 
 local function setup(c)
-  local net = ntk.mlp{sizes = c.sizes, activation = c.activation,
-                      parameterization = c.parameterization,
-                      weight_std = c.weight_std, bias_std = c.bias_std}
-  net:set_params(theta_for(net:num_params()))
+  local net = H.fixture_net(c)
   return net, inputs(c.n, c.sizes[1], 0), inputs(c.ntest, c.sizes[1], 0.25),
          targets(c.n, c.sizes[#c.sizes])
 end
