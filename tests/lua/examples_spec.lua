@@ -119,6 +119,18 @@ describe("examples", function()
     assert.matches("Fashion%-MNIST inputs", out)
   end)
 
+  it("load_numpy_weights.lua reproduces numpy's forward pass from saved weights", function()
+    local code, out = run_example("load_numpy_weights.lua", {root .. "/tests/fixtures/data/weights"})
+    assert.equal(0, code, out)
+    assert.matches("MLP 4 %-> 6 %(tanh%) %-> 5 %(tanh%) %-> 3", out)
+    local diff = tonumber(out:match("max relative difference between ntk and numpy: ([%d.e+-]+)"))
+    assert.is_true(diff ~= nil and diff <= 1e-13, out)
+    assert.matches("ntk's forward pass matches numpy's", out, 1, true)
+    code, out = run_example("load_numpy_weights.lua", {"/nonexistent"})
+    assert.equal(1, code)
+    assert.matches("no W1.npy in /nonexistent", out, 1, true)
+  end)
+
   it("repl_tour.md: its transcripts replay through the session", function()
     local why = wait_reason("repl_tour.md")
     if why then return pending(why) end
