@@ -293,10 +293,7 @@ ntk_status ntk_eigs(ntk_ctx *ctx, size_t n, ntk_linop_fn op, void *ud, size_t k,
                     ntk_mat *residuals, ntk_eigs_info *info)
 {
     ntk_eigs_opts def;
-    if (!opts) {
-        ntk_eigs_opts_init(&def);
-        opts = &def;
-    }
+    opts = ntk__eigs_opts(opts, &def);
     ntk_eigs_info dummy;
     if (!info) info = &dummy;
     memset(info, 0, sizeof *info);
@@ -500,10 +497,7 @@ ntk_status ntk_eigs_matrix(ntk_ctx *ctx, const ntk_mat *a, size_t k,
                            ntk_mat *residuals, ntk_eigs_info *info)
 {
     ntk_eigs_opts def;
-    if (!opts) {
-        ntk_eigs_opts_init(&def);
-        opts = &def;
-    }
+    opts = ntk__eigs_opts(opts, &def);
     ntk_status st = ntk__check_square(ctx, a, "K");
     if (st) return st;
     if (!opts->symmetrize && (st = ntk__sym_check(ctx, a, "K", opts->symmetry_tol)))

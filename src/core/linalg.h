@@ -33,6 +33,14 @@ ntk_status ntk__syev(ntk_ctx *ctx, size_t n, double *a, size_t k, double *w,
 ntk_status ntk__check_eig_out(ntk_ctx *ctx, size_t n, size_t k, const ntk_mat *values,
                               const ntk_mat *vectors);
 
+/* opts, or when it is NULL the defaults, set up in *def. */
+static inline const ntk_eigs_opts *ntk__eigs_opts(const ntk_eigs_opts *opts, ntk_eigs_opts *def)
+{
+    if (opts) return opts;
+    ntk_eigs_opts_init(def);
+    return def;
+}
+
 /* ntk_eigs' block size for k pairs: opts->block, by default min(k, 32). */
 static inline size_t ntk__eigs_block(const ntk_eigs_opts *opts, size_t k)
 {

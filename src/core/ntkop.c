@@ -271,10 +271,7 @@ ntk_status ntk_net_ntk_eigs(ntk_ctx *ctx, const ntk_net *net, const ntk_mat *x, 
                             ntk_mat *residuals, ntk_eigs_info *info)
 {
     ntk_eigs_opts def;
-    if (!opts) {
-        ntk_eigs_opts_init(&def);
-        opts = &def;
-    }
+    opts = ntk__eigs_opts(opts, &def);
     ntk_status st;
     if (!net) return ntk__fail(ctx, NTK_ERR_INVALID, "net is NULL");
     if ((st = ntk__check_input(ctx, net, x, "X"))) return st;

@@ -133,13 +133,7 @@ static void test_constructed(void)
 static void test_eigs_matrix_and_errors(void)
 {
     size_t n = 120, base = ntk_ctx_bytes_in_use(ctx);
-    double *g = randn(n * 40, 3), *a = malloc(n * n * sizeof *a);
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n; j++) {
-            double s = 0;
-            for (size_t t = 0; t < 40; t++) s += g[i * 40 + t] * g[j * 40 + t];
-            a[i * n + j] = s;
-        }
+    double *a = gram(n, 40, 0, 3);
     ntk_mat A = {n, n, a};
     double full[120], w[6], r[6];
     ntk_mat F = {n, 1, full}, W = {6, 1, w}, R = {6, 1, r};
@@ -217,7 +211,6 @@ static void test_eigs_matrix_and_errors(void)
     CHECK_STATUS(ntk_eigs(ctx, 300, apply, &s, 6, NULL, &W, NULL, NULL, NULL), NTK_ERR_IO);
     CHECK(ntk_ctx_bytes_in_use(ctx) == base);
     free(s.u);
-    free(g);
     free(a);
 }
 

@@ -400,13 +400,7 @@ static void test_alignment(void)
     CHECK_NEAR(al, 1 / sqrt((double)n), 1e-14);
     /* The block layout (N = 4 samples, m = 3) against explicit formulas,
      * with and without centring. */
-    double *g = randn(n * 5, 3), *kk = malloc(n * n * sizeof *kk);
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n; j++) {
-            double s = 0;
-            for (size_t t = 0; t < 5; t++) s += g[i * 5 + t] * g[j * 5 + t];
-            kk[i * n + j] = s;
-        }
+    double *kk = gram(n, 5, 0, 3);
     ntk_mat KK = {n, n, kk}, YB = {4, 3, y};
     double num = 0;
     for (size_t i = 0; i < n; i++)
@@ -467,7 +461,6 @@ static void test_alignment(void)
     for (size_t i = 0; i < n; i++) zero[i] = 2;
     CHECK_STATUS(ntk_alignment(ctx, &KK, &Z, 1, &al), NTK_ERR_INVALID);
     CHECK_STATUS(ntk_alignment(ctx, &KK, &Ybad, 0, &al), NTK_ERR_SHAPE);
-    free(g);
     free(kk);
     free(kc);
     free(ycyc);
@@ -508,20 +501,6 @@ static void gauss_solve(const double *a0, const double *b0, size_t n, size_t c, 
         }
     free(a);
     free(b);
-}
-
-/* A G G^T + shift I kernel (n x n) of rank r (plus shift). */
-static double *gram(size_t n, size_t r, double shift, uint64_t seed)
-{
-    double *g = randn(n * r, seed), *k = malloc(n * n * sizeof *k);
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n; j++) {
-            double s = i == j ? shift : 0;
-            for (size_t t = 0; t < r; t++) s += g[i * r + t] * g[j * r + t];
-            k[i * n + j] = s;
-        }
-    free(g);
-    return k;
 }
 
 static void test_regression(void)

@@ -19,6 +19,22 @@ static inline double *randn(size_t n, uint64_t seed)
     return p;
 }
 
+/* The n x n Gram matrix of n random vectors in R^r (normals from seed),
+ * plus shift on the diagonal: symmetric, positive semi-definite, of rank
+ * min(n, r) when shift = 0 (malloc'd). */
+static inline double *gram(size_t n, size_t r, double shift, uint64_t seed)
+{
+    double *g = randn(n * r, seed), *k = malloc((n ? n * n : 1) * sizeof *k);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) {
+            double s = i == j ? shift : 0;
+            for (size_t t = 0; t < r; t++) s += g[i * r + t] * g[j * r + t];
+            k[i * n + j] = s;
+        }
+    free(g);
+    return k;
+}
+
 /* An MLP with one activation per hidden layer (acts), created in c; the
  * creation is a check. */
 static inline ntk_net *mlp_acts(ntk_ctx *c, const size_t *sizes, size_t depth,

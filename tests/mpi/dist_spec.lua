@@ -50,6 +50,22 @@ local function read_npy(path)
   return M, header, hlen
 end
 
+-- An n x n orthogonal matrix: Gram-Schmidt, in plain Lua, of ntk.randn(n, n, seed).
+local function orthogonal(n, seed)
+  local A = ntk.randn(n, n, seed)
+  local Q = ntk.matrix(n, n)
+  for j = 1, n do
+    local v = A:col(j)
+    for k = 1, j - 1 do
+      local q = Q:col(k)
+      v = v - q * (q:T():mm(v)):get(1, 1)
+    end
+    v = v / v:norm()
+    for i = 1, n do Q:set(i, j, v:get(i, 1)) end
+  end
+  return Q
+end
+
 local function diag(v)
   local n = v:rows()
   local D = ntk.matrix(n, n)
@@ -281,18 +297,7 @@ end)
 describe("distributed linear algebra on constructed matrices", function()
   it("finds the eigenvalues of Q D Q^T", function()
     local n = 23
-    local A = ntk.randn(n, n, 11)
-    -- Q from Gram-Schmidt in plain Lua: an orthogonal matrix.
-    local Q = ntk.matrix(n, n)
-    for j = 1, n do
-      local v = A:col(j)
-      for k = 1, j - 1 do
-        local q = Q:col(k)
-        v = v - q * (q:T():mm(v)):get(1, 1)
-      end
-      v = v / v:norm()
-      for i = 1, n do Q:set(i, j, v:get(i, 1)) end
-    end
+    local Q = orthogonal(n, 11)
     local d = ntk.matrix(n, 1)
     for i = 1, n do d:set(i, 1, (i % 2 == 0 and -1 or 1) * i * 0.5) end
     local M = Q:mm(diag(d)):mm(Q:T())
@@ -316,17 +321,7 @@ describe("distributed linear algebra on constructed matrices", function()
 
   it("solves an indefinite matrix with jitter, or says why not", function()
     local n = 12
-    local A = ntk.randn(n, n, 21)
-    local Q = ntk.matrix(n, n)
-    for j = 1, n do
-      local v = A:col(j)
-      for k = 1, j - 1 do
-        local q = Q:col(k)
-        v = v - q * (q:T():mm(v)):get(1, 1)
-      end
-      v = v / v:norm()
-      for i = 1, n do Q:set(i, j, v:get(i, 1)) end
-    end
+    local Q = orthogonal(n, 21)
     local function sym(d)
       local M = Q:mm(diag(ntk.matrix(d))):mm(Q:T())
       return (M + M:T()) * 0.5
