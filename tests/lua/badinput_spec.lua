@@ -1499,6 +1499,64 @@ describe("lifetime", function()
     assert.equal(before, ntk.bytes_in_use())
   end)
 
+  it("frees everything when any long routine is stopped at any report", function()
+    local net = make_net()
+    local X, Y = ntk.randn(6, 3, 2), ntk.randn(6, 2, 3)
+    local G = ntk.randn(6, 6, 11)
+    local K = G:mm(G:T()) + ntk.eye(6)
+    local npy, csv = tmpfile("stop.npy"), tmpfile("stop.csv", "a,b\n1,2\n3,4\n")
+    assert(X:save_npy(npy))
+    local idx = "tests/fixtures/data/idx_u8.idx.gz"
+    local a = ntk.analytic{sizes = {3, 5, 2}, activation = "gelu"}
+    local routines = {
+      ["net:ntk"] = function(p) return net:ntk(X, {chunk = 2, progress = p}) end,
+      ["net:ntk outputs"] = function(p) return net:ntk(X, Y:sub(1, 2, 1, 2):mm(ntk.ones(2, 3)), {mode = "outputs", progress = p}) end,
+      ["net:ntk structured"] = function(p) return net:ntk(X, {method = "structured", chunk = 1, progress = p}) end,
+      ["net:jacobian"] = function(p) return net:jacobian(X, {progress = p}) end,
+      ["net:ntk_matvec"] = function(p) return net:ntk_matvec(X, ntk.randn(12, 2, 1), {memory = 1, progress = p}) end,
+      ["net:ntk_eigs"] = function(p) return net:ntk_eigs(X, 2, {progress = p}) end,
+      ["ntk.eigvalsh"] = function(p) return ntk.eigvalsh(K, {progress = p}) end,
+      ["ntk.eigh"] = function(p) return ntk.eigh(K, {k = 2, progress = p}) end,
+      ["ntk.eigs"] = function(p) return ntk.eigs(K, 2, {progress = p}) end,
+      ["ntk.kernel_regression"] = function(p) return ntk.kernel_regression(K, Y, {progress = p}) end,
+      ["ntk.gd_dynamics"] = function(p)
+        return ntk.gd_dynamics{K_train = K, Y = Y, times = {1, 2, 3}, progress = p}
+      end,
+      ["ntk.load_npy"] = function(p) return ntk.load_npy(npy, {progress = p}) end,
+      ["ntk.save_npy"] = function(p) return ntk.save_npy(X, tmpfile("stop2.npy"), {progress = p}) end,
+      ["ntk.load_idx"] = function(p) return ntk.load_idx(idx, {rows = {2, 1}, progress = p}) end,
+      ["ntk.load_csv"] = function(p) return ntk.load_csv(csv, {label = 1, progress = p}) end,
+      ["net:loss"] = function(p) return net:loss(X, Y, {progress = p}) end,
+      ["net:grad"] = function(p) return net:grad(X, Y, {progress = p}) end,
+      ["net:vjp"] = function(p) return net:vjp(X, Y, {progress = p}) end,
+      ["net:train"] = function(p)
+        return net:copy():train{X = X, Y = Y, epochs = 3, batch_size = 2, progress = p}
+      end,
+      ["analytic:kernels"] = function(p) return a:kernels(X, {progress = p}) end,
+      ["fashion_mnist"] = function(p) return ntk.datasets.fashion_mnist{split = "test", n = 3, progress = p} end,
+    }
+    for name, run in pairs(routines) do
+      collectgarbage()
+      collectgarbage()
+      local before = ntk.bytes_in_use()
+      local reports = 0
+      assert(run(function() reports = reports + 1 end), name .. " failed")
+      assert(reports >= 2, name .. " reported " .. reports .. " times")
+      for stop = 1, reports do
+        local seen = 0
+        local ok, err = pcall(run, function()
+          seen = seen + 1
+          if seen == stop then return false end
+        end)
+        assert(not ok and tostring(err):find("interrupted"), name .. ", stop " .. stop .. ": " .. tostring(err))
+        assert(seen == stop, name .. ": reports went on after the stop")
+        collectgarbage()
+        collectgarbage()
+        assert(ntk.bytes_in_use() == before, name .. ", stop " .. stop .. ": memory held")
+      end
+    end
+  end)
+
   it("stops on non-string errors from progress functions and keeps them", function()
     local net = make_net()
     local X = ntk.randn(4, 3, 4)
