@@ -896,6 +896,19 @@ do
   signatures["ntk.plot.text"] = {call = P.text, args = {values({3, 2, 1}), kinds.opts(chart_opts)}}
 end
 
+-- ---- ntk.repl (issue 6): the session's Lua half, a public module ---------------
+local repl = require "ntk.repl"
+signatures["ntk.repl.format"] = {call = repl.format, args = {
+  {valid = {1, {2, "x"}}, bad = {}}, -- any value has a form
+  kinds.opts({depth = {0, 1.5, "x"}, items = {-1, NaN}, width = {Inf, {}}, quote = {1, "yes"}},
+             {depth = 2, quote = true}),
+}}
+signatures["ntk.repl.complete"] = {call = repl.complete, args = {
+  {valid = "ntk.", bad = append(append({{nil, "nil"}, {1, "a number"}}, foreign_but("string")), {})},
+  {valid = "pl", optional = true, bad = append({{1, "a number"}}, foreign_but("string"))},
+  {valid = function() return {ntk = ntk} end, optional = true, bad = append({{1, "a number"}}, foreign_but("table"))},
+}}
+
 -- ---- distributed section (issue 9), in the MPI build: one rank here --------------
 local mpi_no_arguments = {}
 if ntk.mpi.available then
@@ -1016,6 +1029,9 @@ local no_arguments = {
   ["ntk.clock"] = true,
 }
 for name in pairs(mpi_no_arguments) do no_arguments[name] = true end
+-- Any values at all: they print them.
+no_arguments["ntk.repl.show"] = true
+no_arguments["ntk.repl.help"] = true
 
 -- ---- the sweep ----------------------------------------------------------------
 
@@ -1118,6 +1134,7 @@ describe("the bad-input sweep", function()
       end
     end
     scan("ntk.", ntk)
+    scan("ntk.repl.", repl) -- a module of its own (require "ntk.repl")
     -- Sub-tables (ntk.datasets, ...) and the methods of every object type
     -- the module registers (ntk.Matrix, ntk.Net, ...).
     for k, v in pairs(ntk) do
