@@ -85,6 +85,10 @@ return function(ntk, core)
     local n = int_opt(F, opts, "n", nil, 0)
     local normalize = bool_opt(F, opts, "normalize", true)
     local one_hot = bool_opt(F, opts, "one_hot", false)
+    local progress = opts.progress
+    if progress ~= nil and type(progress) ~= "boolean" and type(progress) ~= "function" then
+      argerror(F, 1, "option 'progress' must be a boolean or a function, got " .. type(progress))
+    end
     local dir = opts.dir or datasets.fashion_mnist_dir
     if type(dir) ~= "string" then argerror(F, 1, "option 'dir' must be a string") end
     local prefix = split == "train" and "train" or "t10k"
@@ -208,6 +212,11 @@ return function(ntk, core)
     local C
     if core.is_matrix(opts.centers) then
       C = opts.centers
+      if not pcall(C.rows, C) then argerror(F, 1, "option 'centers' is a closed matrix") end
+      local big = C:max_abs() -- NaN if any entry is, else Inf if any is
+      if big ~= big or big == math.huge then
+        argerror(F, 1, "option 'centers' contains NaN or Inf")
+      end
       if C:rows() < 1 or C:cols() < 1 then argerror(F, 1, "option 'centers' must have a row per centre") end
       if opts.dim ~= nil and opts.dim ~= C:cols() then
         argerror(F, 1, "option 'dim' disagrees with the centres' columns")
@@ -268,6 +277,7 @@ return function(ntk, core)
       if not core.is_matrix(t[i]) then
         argerror(fname, 1, string.format("entry %d must be an ntk.Matrix, got %s", i, type(t[i])))
       end
+      if not pcall(t[i].rows, t[i]) then argerror(fname, 1, string.format("entry %d is closed", i)) end
       if t[i]:rows() ~= t[1]:rows() then
         argerror(fname, 1, string.format("entry %d has %d rows, entry 1 has %d", i, t[i]:rows(), t[1]:rows()))
       end

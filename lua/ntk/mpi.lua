@@ -22,6 +22,11 @@ return function(ntk, core)
   --- Run fn(...) and end every rank if it raises on any one: an error on
   --- one rank would otherwise leave the others waiting in a collective.
   function mpi.run(fn, ...)
+    -- Misuse raises here, on every rank alike, instead of ending the job.
+    local mt = getmetatable(fn)
+    if type(fn) ~= "function" and not (type(mt) == "table" and mt.__call) then
+      error("bad argument #1 to 'run' (function expected, got " .. type(fn) .. ")", 2)
+    end
     local args = table.pack(...)
     local ok, err = xpcall(function() return fn(table.unpack(args, 1, args.n)) end,
                            debug.traceback)
@@ -41,17 +46,32 @@ return function(ntk, core)
     error(("bad argument #%d to 'kernel_regression' (%s)"):format(i, msg), 3)
   end
 
-  local function is_net(v)
-    return type(v) == "userdata" and (pcall(core.Net.num_params, v))
+  -- The results of a pcall of an inner function, or its error raised again;
+  -- an argument error of the inner function names our argument map[k].
+  -- (Errors raised by Lua code, progress functions included, carry a
+  -- position prefix and pass unchanged.)
+  local function renamed(map, ok, ...)
+    if ok then return ... end
+    local err = ...
+    if type(err) == "string" then
+      local k, msg = err:match("^bad argument #(%d+) to '[^']*' %((.*)%)$")
+      if k and map[tonumber(k)] then argerror(map[tonumber(k)], msg) end
+    end
+    error(err, 0)
   end
 
   function mpi.kernel_regression(net, X, Y, Xtest, opts)
-    if not is_net(net) then argerror(1, "open ntk.Net expected, got " .. type(net)) end
+    local open, err = pcall(core.Net.num_params, net)
+    if not open then
+      argerror(1, tostring(err):find("closed", 1, true) and "network is closed"
+                  or "open ntk.Net expected, got " .. type(net))
+    end
     local args = {net, X, Y, Xtest}
     for i = 2, 4 do
       if not ntk.is_matrix(args[i]) then
         argerror(i, "ntk.Matrix expected, got " .. type(args[i]))
       end
+      if not pcall(args[i].rows, args[i]) then argerror(i, "matrix is closed") end
     end
     opts = opts or {}
     if type(opts) ~= "table" then argerror(5, "options table expected, got " .. type(opts)) end
@@ -61,6 +81,29 @@ return function(ntk, core)
     if opts.f0 and not (Y:rows() == X:rows() and Y:cols() == net:output_dim()) then
       argerror(3, ("with f0, Y must be N x m (%d x %d), got %dx%d"):format(
         X:rows(), net:output_dim(), Y:rows(), Y:cols()))
+    end
+    local n, m = net:input_dim(), net:output_dim()
+    for _, i in ipairs{2, 4} do
+      if args[i]:cols() ~= n then
+        argerror(i, ("%s must be N x %d (one sample per row), got %dx%d"):format(
+          i == 2 and "X" or "Xtest", n, args[i]:rows(), args[i]:cols()))
+      end
+    end
+    for i = 2, 4 do
+      local big = args[i]:max_abs() -- NaN if an entry is, else Inf if one is
+      if big ~= big or big == math.huge then
+        argerror(i, ({"", "X", "Y", "Xtest"})[i] .. " contains " .. (big ~= big and "NaN" or "Inf"))
+      end
+    end
+    if opts.mode ~= nil and opts.mode ~= "full" and opts.mode ~= "trace" then
+      argerror(5, "option 'mode' must be 'full' or 'trace' for a distributed kernel, got " ..
+                  tostring(opts.mode))
+    end
+    local rps = (opts.mode == nil or opts.mode == "full") and m or 1
+    if not opts.f0 and Y:rows() ~= X:rows() * rps
+       and not (rps > 1 and Y:rows() == X:rows() and Y:cols() == m) then
+      argerror(3, ("Y must have %d rows (one per kernel row)%s, got %dx%d"):format(
+        X:rows() * rps, rps > 1 and " or be N x m" or "", Y:rows(), Y:cols()))
     end
     local kopts, sopts = {distributed = true}, {overwrite = false}
     for k, v in pairs(opts) do
@@ -73,16 +116,16 @@ return function(ntk, core)
     end
     local target = Y
     if opts.f0 then target = Y - net:forward(X) end
-    local K = net:ntk(X, kopts)
+    local K = renamed({[2] = 2, [3] = 5}, pcall(mpi.ntk, net, X, kopts))
     if sopts.jitter == false then sopts.overwrite = true end
-    local alpha, info = K:solve(target, sopts)
+    local alpha, info = renamed({[2] = 3, [3] = 5}, pcall(K.solve, K, target, sopts))
     K:close()
     if not alpha then return nil, info end
     local popts = {}
     for k, v in pairs(kopts) do
       if k ~= "distributed" and k ~= "block" and k ~= "grid" then popts[k] = v end
     end
-    local pred = mpi.predict(net, Xtest, X, alpha, popts)
+    local pred = renamed({[5] = 5}, pcall(mpi.predict, net, Xtest, X, alpha, popts))
     if opts.f0 then pred = pred + net:forward(Xtest) end
     return pred, info
   end

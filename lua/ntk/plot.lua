@@ -863,7 +863,7 @@ return function(ntk, core)
     if hi == lo then hi = lo + (lo == 0 and 1 or math.abs(lo) * 1e-6) end
 
     -- Square cells, with room on the right for the colour bar.
-    local colorbar = o.colorbar ~= false
+    local colorbar = opt_type(F, 3, o, "colorbar", "boolean") ~= false
     local f = figure(o, colorbar and 96 or 24)
     local aw, ah = f.x1 - f.x0, f.y0 - f.y1
     local cell = math.min(aw / cc, ah / cr)

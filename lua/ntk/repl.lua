@@ -112,7 +112,28 @@ function format(v, opts, depth, seen)
   local pad = string.rep("  ", depth + 1)
   return "{\n" .. pad .. table.concat(parts, ",\n" .. pad) .. "\n" .. string.rep("  ", depth) .. "}"
 end
-M.format = function(v, opts) return format(v, opts and setmetatable({}, {__index = opts})) end
+local function argerror(fname, n, msg)
+  error(string.format("bad argument #%d to '%s' (%s)", n, fname, msg), 3)
+end
+
+local format_keys = {depth = "count", items = "count", width = "count", quote = "boolean"}
+
+M.format = function(v, opts)
+  if opts ~= nil then
+    if type(opts) ~= "table" then argerror("format", 2, "options table expected, got " .. type(opts)) end
+    for k, x in pairs(opts) do
+      local want = format_keys[k]
+      if not want then
+        argerror("format", 2, "unknown option '" .. tostring(k) .. "' (expected one of: depth items quote width)")
+      elseif want == "boolean" and type(x) ~= "boolean" then
+        argerror("format", 2, "option '" .. k .. "' must be a boolean, got " .. type(x))
+      elseif want == "count" and not (math.type(x) == "integer" and x >= 1) then
+        argerror("format", 2, "option '" .. k .. "' must be a positive integer, got " .. tostring(x))
+      end
+    end
+  end
+  return format(v, opts and setmetatable({}, {__index = opts}))
+end
 
 --- Print each value as the session shows results: values that fit on one
 --- line side by side (tab-separated), others each on their own lines.
@@ -167,6 +188,9 @@ end
 --- it: names of globals and keywords, fields after `a.b.`, methods after
 --- `x:`. Tables get a trailing ".", functions "(".
 function M.complete(before, word, env)
+  if type(before) ~= "string" then argerror("complete", 1, "string expected, got " .. type(before)) end
+  if word ~= nil and type(word) ~= "string" then argerror("complete", 2, "string expected, got " .. type(word)) end
+  if env ~= nil and type(env) ~= "table" then argerror("complete", 3, "table expected, got " .. type(env)) end
   env = env or _G
   word = word or ""
   local found = {}

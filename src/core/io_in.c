@@ -71,6 +71,15 @@ static ntk_status raw_read(ntk__in *in, void *dst, size_t n, size_t *got)
     return NTK_OK;
 }
 
+/* zlib's state and window come from the context's allocator as well, so a
+ * host that caps or counts the engine's memory sees them too. */
+static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
+{
+    return ntk__alloc(opaque, items, size);
+}
+
+static void z_free(voidpf opaque, voidpf p) { ntk__free(opaque, p); }
+
 ntk_status ntk__in_detect_gz(ntk__in *in)
 {
     unsigned char magic[2];
@@ -89,9 +98,12 @@ ntk_status ntk__in_detect_gz(ntk__in *in)
         if (!in->zbuf) return NTK_ERR_NOMEM;
     }
     memset(&in->zs, 0, sizeof in->zs);
+    in->zs.zalloc = z_alloc;
+    in->zs.zfree = z_free;
+    in->zs.opaque = in->ctx;
     if (inflateInit2(&in->zs, 16 + MAX_WBITS) != Z_OK)
-        return ntk__fail(in->ctx, NTK_ERR_NOMEM, "cannot start gzip decoding of '%s'",
-                         in->name);
+        return ntk__fail(in->ctx, NTK_ERR_NOMEM,
+                         "out of memory: cannot start gzip decoding of '%s'", in->name);
     in->zs_live = 1;
     in->gz = 1;
     if (!in->fp) {
@@ -161,9 +173,11 @@ static ntk_status gz_read(ntk__in *in, unsigned char *dst, size_t n, size_t *got
             if (in->zs.avail_in != 0 && in->zs.avail_out != 0)
                 return ntk__fail(in->ctx, NTK_ERR_FORMAT, "'%s': corrupt gzip data",
                                  in->name);
+        } else if (rc == Z_MEM_ERROR) {
+            return ntk__fail(in->ctx, NTK_ERR_NOMEM, "out of memory decoding the gzip data of '%s'",
+                             in->name);
         } else if (rc != Z_OK) {
-            return ntk__fail(in->ctx, rc == Z_MEM_ERROR ? NTK_ERR_NOMEM : NTK_ERR_FORMAT,
-                             "'%s': corrupt gzip data (%s)", in->name,
+            return ntk__fail(in->ctx, NTK_ERR_FORMAT, "'%s': corrupt gzip data (%s)", in->name,
                              in->zs.msg ? in->zs.msg : "inflate failed");
         }
     }

@@ -391,6 +391,9 @@ ntk_status ntk_npy_info(ntk_ctx *ctx, const char *path, ntk_array_info *info)
 ntk_status ntk_npy_read(ntk_ctx *ctx, const char *path, ntk_mat *out)
 {
     if (!path) return ntk__fail(ctx, NTK_ERR_INVALID, "path is required");
+    /* An impossible output is refused before the header is even read. */
+    ntk_status st = ntk__check_mat(ctx, out, "out");
+    if (st) return st;
     ntk__in in;
     return load(&in, ntk__in_file(ctx, &in, path), NULL, out);
 }
@@ -404,6 +407,8 @@ ntk_status ntk_npy_info_mem(ntk_ctx *ctx, const void *buf, size_t len, ntk_array
 
 ntk_status ntk_npy_read_mem(ntk_ctx *ctx, const void *buf, size_t len, ntk_mat *out)
 {
+    ntk_status st = ntk__check_mat(ctx, out, "out");
+    if (st) return st;
     ntk__in in;
     return load(&in, ntk__in_mem(ctx, &in, buf, len, "<memory>"), NULL, out);
 }

@@ -5,57 +5,151 @@
  * Usage guide
  * ==========================================================================
  *
- * Everything starts from a context. It owns the last error message, the
- * allocator, the thread count and the progress and logging hooks; nothing
- * in the library is global. Use one context per thread.
+ * The code below is one program, compiled and run by the tests
+ * (tests/embed/test_guide.c); N, xdata (N x 8) and ydata (N x 3) are the
+ * caller's data.
+ *
+ * Context. Everything starts from one: it holds the last error message,
+ * the allocator, the thread count and the progress and logging hooks.
+ * Nothing in the library is global. Use one context per thread.
  *
  *     ntk_ctx *ctx;
- *     if (ntk_ctx_create(&ctx) != NTK_OK) return 1;
+ *     if (ntk_ctx_create(&ctx) != NTK_OK) return 1;   // or _create_with(alloc)
  *
- * Matrices are plain views: row-major doubles, rows x cols, contiguous.
- * The library never keeps a pointer to a view's data after a call returns,
- * and the caller owns every buffer it passes in (inputs and outputs).
+ * Ownership. Matrices are plain views (ntk_mat: rows x cols row-major
+ * doubles at data). The caller owns every buffer it passes, inputs and
+ * outputs alike, and allocates each output before the call: its size is
+ * known in advance (ntk_kernel_shape for kernels, an _info call for files).
+ * No pointer into a caller's buffer is kept after a call returns. Objects
+ * the library makes (ntk_net, ntk_csv) belong to the caller, who destroys
+ * them with the context that made them, before that context. Pointers into
+ * them (ntk_net_params, ntk_csv_name) live as long as the object;
+ * ntk_ctx_error's message until the next call on the context.
  *
- *     size_t sizes[] = {784, 512, 512, 10};
- *     ntk_act acts[] = {NTK_ACT_RELU, NTK_ACT_RELU};
+ * Errors. Every function that can fail returns an ntk_status, with the
+ * message in ntk_ctx_error(ctx). Nothing prints, aborts or exits on bad
+ * input. After a failure, out of memory included, the call holds nothing
+ * and the context is as usable as before.
+ *
+ * A network, its parameters drawn from a seeded generator:
+ *
+ *     size_t sizes[] = {8, 64, 3};             // input, hidden..., output
+ *     ntk_act acts[] = {NTK_ACT_TANH};         // one per hidden layer
  *     ntk_mlp_spec spec;
- *     ntk_mlp_spec_init(&spec);            // documented defaults
- *     spec.depth = 3; spec.sizes = sizes; spec.acts = acts; spec.seed = 42;
+ *     ntk_mlp_spec_init(&spec);                // the documented defaults
+ *     spec.depth = 2; spec.sizes = sizes; spec.acts = acts; spec.seed = 42;
  *     ntk_net *net;
- *     if (ntk_mlp_create(ctx, &spec, &net) != NTK_OK)
+ *     if (ntk_mlp_create(ctx, &spec, &net) != NTK_OK) {
  *         fprintf(stderr, "%s\n", ntk_ctx_error(ctx));
+ *         return 1;
+ *     }
+ *     size_t P = ntk_net_num_params(net), m = ntk_net_output_dim(net);
  *
- *     ntk_mat X = {N, 784, xdata};          // N samples, one per row
- *     ntk_mat K = {N * 10, N * 10, kdata}; // caller-allocated output
+ * Jacobians and kernels. Inputs hold one sample per row. The Jacobian is
+ * (N m) x P and the full NTK (N m) x (N m); rows i m .. i m + m - 1 are
+ * sample i's outputs (0-based i).
+ *
+ *     ntk_mat X = {N, 8, xdata};
+ *     ntk_mat J = {N * m, P, malloc(N * m * P * sizeof(double))};
+ *     ntk_status st = ntk_net_jacobian(ctx, net, &X, &J);
  *     ntk_kernel_opts ko;
- *     ntk_kernel_opts_init(&ko);
- *     ntk_status st = ntk_net_ntk(ctx, net, &X, NULL, &ko, &K);
+ *     ntk_kernel_opts_init(&ko);               // full mode, method auto, 1 GiB
+ *     size_t rows = 0, cols = 0, count;        // count > 1 only in outputs mode
+ *     if (!st) st = ntk_kernel_shape(ctx, net, N, 0, &ko, &rows, &cols, &count);
+ *     ntk_mat K = {rows, cols, malloc(rows * cols * sizeof(double))};
+ *     if (!st) st = ntk_net_ntk(ctx, net, &X, NULL, &ko, &K); // NULL X2: K(X, X)
  *
- *     ntk_net_destroy(ctx, net);            // objects die with the context
- *     ntk_ctx_destroy(ctx);                 // that made them
+ * Eigen routines: the k largest eigenvalues, descending, and optionally
+ * the vectors (n x k), into caller buffers. ntk_net_ntk_eigs finds them
+ * from matrix-free products, without forming K.
  *
- * Every function that can fail returns an ntk_status; on failure the
- * message for it is ntk_ctx_error(ctx), valid until the next call on that
- * context. No function prints, aborts or exits on bad input.
+ *     double top[4], top_free[4];
+ *     ntk_mat w = {4, 1, top}, w2 = {4, 1, top_free};
+ *     ntk_eigh_opts eo;
+ *     ntk_eigh_opts_init(&eo);
+ *     eo.k = 4;                                // 0: all of them
+ *     if (!st) st = ntk_eigh(ctx, &K, &eo, &w, NULL);    // NULL: no vectors
+ *     if (!st) st = ntk_net_ntk_eigs(ctx, net, &X, 4, NULL, &w2, NULL, NULL, NULL);
  *
- * Output sizes are always known before a call (ntk_kernel_shape tells them
- * for kernels), so the caller allocates: a Lua binding can put the buffer
- * inside a userdata where the garbage collector sees it, a C host can use
- * its own pool.
+ * Load and save. Writers stream from the caller's buffer. Readers take two
+ * calls: _info checks the header against the file's real size and gives
+ * the shape, the caller allocates, _read fills (refusing another shape).
+ *
+ *     if (!st) st = ntk_npy_write(ctx, "K.npy", &K);   // np.load reads it
+ *     ntk_array_info info;
+ *     ntk_mat A = {0, 0, NULL};
+ *     if (!st) st = ntk_npy_info(ctx, "K.npy", &info);
+ *     if (!st) {
+ *         A = (ntk_mat){info.rows, info.cols, malloc(info.rows * info.cols * sizeof(double))};
+ *         st = ntk_npy_read(ctx, "K.npy", &A);
+ *     }
+ *     ntk_net *loaded = NULL;                  // the caller's, like net
+ *     if (!st) st = ntk_net_save(ctx, net, "net.ntk");
+ *     if (!st) st = ntk_net_load(ctx, "net.ntk", &loaded);
+ *
+ * Training updates the network in place; history (room for `epochs`
+ * losses) is optional and the caller's.
+ *
+ *     ntk_mat Y = {N, 3, ydata};               // targets, N x m
+ *     double history[20];
+ *     ntk_train_opts to;
+ *     ntk_train_opts_init(&to);                // sgd, mse, full batch
+ *     to.optimizer = NTK_OPT_ADAM; to.epochs = 20; to.history = history;
+ *     size_t epochs_done = 0;
+ *     if (!st) st = ntk_net_train(ctx, loaded, &X, &Y, &to, &epochs_done);
+ *
+ * Infinite-width NTK and NNGP of the same architecture, N x N per output
+ * (the m-output kernels are these times the m x m identity):
+ *
+ *     ntk_analytic_spec as;
+ *     ntk_analytic_spec_init(&as);
+ *     as.depth = 2; as.sizes = sizes; as.acts = acts;
+ *     ntk_mat theta = {N, N, malloc(N * N * sizeof(double))};
+ *     if (!st) st = ntk_analytic_kernels(ctx, &as, &X, NULL, NULL, &theta);
+ *
+ * Long work (kernels, eigensolvers, loaders, training, analytic kernels)
+ * reports to the hook set by ntk_ctx_set_progress (task, done, total); a
+ * hook returning nonzero stops it with NTK_ERR_INTERRUPTED, after it has
+ * freed everything it held.
+ *
+ *     if (st) fprintf(stderr, "%s\n", ntk_ctx_error(ctx));
+ *     free(J.data); free(K.data); free(A.data); free(theta.data);
+ *     ntk_net_destroy(ctx, loaded);
+ *     ntk_net_destroy(ctx, net);
+ *     ntk_ctx_destroy(ctx);
+ *     return st != NTK_OK;
  *
  * From Lua
  * --------
- * The Lua 5.4 module `ntk.core` (luaopen_ntk_core) wraps this API; the Lua
- * layer `ntk` (lua/ntk/init.lua) adds the ergonomic part. A host that
- * embeds Lua links libntk_lua (pkg-config ntk-lua, CMake ntk::lua; header
- * ntk_lua.h), registers the native part and then requires the Lua layer:
+ * The Lua 5.4 module `ntk.core` (luaopen_ntk_core) wraps this API and the
+ * Lua layer `ntk` (lua/ntk, installed in share/lua/5.4) adds the rest. A
+ * host that embeds Lua links libntk_lua (pkg-config ntk-lua, CMake
+ * ntk::lua; header ntk_lua.h) and registers the native part, through
+ * luaL_requiref or package.preload["ntk.core"] (a host that does not link
+ * it lets require find the installed ntk/core.so on package.cpath):
  *
- *     luaL_requiref(L, "ntk.core", luaopen_ntk_core, 0); lua_pop(L, 1);
- *     // or: package.preload["ntk.core"] = luaopen_ntk_core
- *     luaL_dostring(L, "ntk = require 'ntk'");
+ *     lua_State *L = luaL_newstate();
+ *     luaL_openlibs(L);
+ *     luaL_requiref(L, "ntk.core", luaopen_ntk_core, 0);
+ *     lua_pop(L, 1);
+ *     // package.path reaches the Lua layer (pkg-config --variable=luadir ntk)
+ *     if (luaL_dostring(L, "ntk = require 'ntk'") != LUA_OK) return 1;
  *
- * ntk_lua.h also passes matrices between C and Lua without copies
- * (ntk_lua_pushmatrix, ntk_lua_tomatrix); docs/embedding.md has the rest.
+ * The state gets its own context, which allocates through the state's
+ * allocator. Matrices cross without copies: ntk_lua_pushmatrix makes one
+ * that Lua owns (the pointer stays valid while it is reachable and open),
+ * ntk_lua_tomatrix lends a view of one. Neither raises.
+ *
+ *     double *data;
+ *     if (ntk_lua_pushmatrix(L, 2, 8, &data) != LUA_OK) return 1;
+ *     for (int i = 0; i < 16; i++) data[i] = i / 16.0;
+ *     lua_setglobal(L, "X");
+ *     if (luaL_dostring(L, "return ntk.mlp{sizes = {8, 3}}:ntk(X)") != LUA_OK) return 1;
+ *     ntk_mat view;
+ *     if (!ntk_lua_tomatrix(L, -1, &view)) return 1;   // the 6 x 6 kernel
+ *     lua_close(L);                                     // frees it
+ *
+ * docs/embedding.md has the rest.
  *
  * Conventions
  * -----------
@@ -63,9 +157,6 @@
  * - Sizes are size_t; products of sizes are checked for overflow before
  *   anything is allocated (NTK_ERR_OVERFLOW).
  * - NaN or Inf in an input is refused with NTK_ERR_INVALID.
- * - Long computations call the context's progress hook; a hook returning
- *   nonzero cancels the work, which frees what it held and returns
- *   NTK_ERR_INTERRUPTED.
  */
 #ifndef NTK_H
 #define NTK_H

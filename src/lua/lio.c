@@ -130,19 +130,21 @@ static int l_save_npy(lua_State *L)
 static int l_idx_info(lua_State *L) { return info_call(L, ntk_idx_info, 0); }
 
 /* A list of 1-based indices at idx (table or column/row matrix) into a
- * userdata array of 0-based size_t, pushed on the stack. */
-static size_t *index_list(lua_State *L, int idx, const char *what, size_t *n)
+ * userdata array of 0-based size_t, pushed on the stack. Errors name
+ * argument `arg` (idx itself, or the options table idx came from). */
+static size_t *index_list(lua_State *L, int idx, int arg, const char *what, size_t *n)
 {
     lntk_matrix *m = lntk_testmatrix(L, idx);
     if (m) {
-        if (m->closed) luaL_argerror(L, idx, "matrix is closed");
+        if (m->closed) luaL_argerror(L, arg, lua_pushfstring(L, "%s is a closed matrix", what));
         if (m->rows != 1 && m->cols != 1)
-            luaL_argerror(L, idx, lua_pushfstring(L, "%s must be a list of indices (a table or a vector)", what));
+            luaL_argerror(L, arg, lua_pushfstring(L, "%s must be a list of indices (a table or a vector)", what));
         *n = m->rows * m->cols;
     } else if (lua_istable(L, idx)) {
         *n = (size_t)luaL_len(L, idx);
     } else {
-        luaL_typeerror(L, idx, "table or vector of indices");
+        luaL_argerror(L, arg, lua_pushfstring(L, "%s must be a table or vector of indices, got %s", what,
+                                              luaL_typename(L, idx)));
     }
     size_t *out = lua_newuserdatauv(L, (*n ? *n : 1) * sizeof *out, 0);
     for (size_t k = 0; k < *n; k++) {
@@ -158,7 +160,7 @@ static size_t *index_list(lua_State *L, int idx, const char *what, size_t *n)
             lua_pop(L, 1);
         }
         if (!ok || v < 1)
-            luaL_argerror(L, idx, lua_pushfstring(L, "%s[%I] must be a positive integer index", what,
+            luaL_argerror(L, arg, lua_pushfstring(L, "%s[%I] must be a positive integer index", what,
                                                   (lua_Integer)k + 1));
         out[k] = (size_t)v - 1;
     }
@@ -174,7 +176,7 @@ static int l_load_idx(lua_State *L)
     double scale = lntk_optnumber(L, oi, "scale", 1.0);
     size_t *rows = NULL, nrows = 0;
     if (oi && lua_getfield(L, oi, "rows") != LUA_TNIL) {
-        rows = index_list(L, lua_gettop(L), "rows", &nrows);
+        rows = index_list(L, lua_gettop(L), 2, "rows", &nrows);
     } else if (oi) {
         lua_pop(L, 1);
     }
@@ -335,7 +337,7 @@ static int l_take_rows(lua_State *L)
 {
     lntk_matrix *x = lntk_checkmatrix(L, 1);
     size_t n;
-    size_t *idx = index_list(L, 2, "index", &n);
+    size_t *idx = index_list(L, 2, 2, "index", &n);
     for (size_t k = 0; k < n; k++)
         if (idx[k] >= x->rows)
             return luaL_argerror(L, 2, lua_pushfstring(L, "index[%I] = %I is out of range 1..%I",

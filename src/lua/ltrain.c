@@ -309,6 +309,7 @@ static int l_kernel_distance(lua_State *L)
 {
     lntk_matrix *a = lntk_checkfinite(L, 1, "K0");
     lntk_matrix *b = lntk_checkfinite(L, 2, "K1");
+    luaL_argcheck(L, a->rows * a->cols > 0, 1, "K0 is empty (a distance needs entries)");
     if (a->rows != b->rows || a->cols != b->cols)
         luaL_argerror(L, 2, lua_pushfstring(L, "K1 must have K0's shape %Ix%I, got %Ix%I",
                                             (lua_Integer)a->rows, (lua_Integer)a->cols,

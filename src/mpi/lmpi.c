@@ -504,6 +504,11 @@ static void opt_grid(lua_State *L, int idx, int *p, int *q)
     }
     lua_pop(L, 1);
     if (!ok) luaL_argerror(L, idx, "option 'grid' must be {rows, cols} of the process grid");
+    int size = mpi_size();
+    if (v[0] * v[1] != size)
+        luaL_argerror(L, idx, lua_pushfstring(L, "option 'grid' is %Ix%I: the process grid must use "
+                                                 "all %d ranks",
+                                              v[0], v[1], size));
     *p = (int)v[0];
     *q = (int)v[1];
 }
@@ -578,6 +583,7 @@ static void kernel_opts(lua_State *L, int idx, ntk_kernel_opts *o, size_t *block
     *block = 0;
     *p = *q = 0;
     if (!idx) return;
+    lntk_optboolean(L, idx, "distributed", 1); /* implied here; a boolean if given */
     lua_Integer b = lntk_optinteger(L, idx, "block", 0);
     if (b < 0 || b > INT32_MAX)
         luaL_argerror(L, idx, "block must be a positive number of samples per block");

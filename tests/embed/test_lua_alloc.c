@@ -7,8 +7,10 @@
  * The engine's context allocates through the state's allocator, so the
  * injected failures reach the C core as well as the binding and Lua.
  */
+#define _GNU_SOURCE /* mkdtemp */
 #include <lauxlib.h>
 #include <lualib.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +63,8 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     l->bytes = l->bytes - old + nsize;
     return p;
 }
+
+static int verbose; /* NTK_TEST_VERBOSE=1: failure points per chunk */
 
 static int is_memory_error(lua_State *L, int st)
 {
@@ -204,6 +208,85 @@ static const char *const chunks[] = {
     "local p = c:ntk_plan(10, {mode = 'trace'})\n"
     "return p.method .. p.chunk .. c:forward(ntk.ones(1, 2)):get(1, 1)",
 
+    /* Loaders and savers (io section): misuse raises, files answer nil,
+     * message; `must` hides "memory" in such a message so that an
+     * out-of-memory failure turned into nil, message cannot pass. */
+    "local M = ntk.randn(4, 3, 1)\n"
+    "local p = TMP .. '/m.npy'\n"
+    "must(M:save_npy(p, {progress = false}))\n"
+    "local info = must(ntk.npy_info(p))\n"
+    "local A = must(ntk.load_npy(p, {progress = false}))\n"
+    "local gz = SRC .. '/tests/fixtures/data/idx_u8.idx.gz'\n"
+    "local I = must(ntk.load_idx(gz, {rows = {2, 1, 2}, scale = 0.5, progress = false}))\n"
+    "local ii = must(ntk.idx_info(gz))\n"
+    "local X, y = must(ntk.load_csv(SRC .. '/tests/fixtures/data/csv_semicolon.csv',\n"
+    "                               {delimiter = ';', label = -1, progress = false}))\n"
+    "local net = ntk.mlp{sizes = {3, 4, 2}, seed = 1}\n"
+    "local q = TMP .. '/n.ntk'\n"
+    "must(net:save(q))\n"
+    "local back = must(ntk.load_net(q))\n"
+    "local none, msg = ntk.load_npy(TMP .. '/none.npy')\n"
+    "return table.concat({info.rows, A:sum(), I:sum(), ii.cols, X:sum(), y:sum(),\n"
+    "  (back:params() - net:params()):max_abs(), tostring(none), msg:gsub(TMP, '')}, ' ')",
+
+    /* Datasets and preparation (Lua layer over the core). */
+    "local X, y, Y = ntk.datasets.two_moons{n = 12, seed = 2, one_hot = true}\n"
+    "local T = X:take_rows(ntk.permutation(6, 3))\n"
+    "local Z, mean, sd = ntk.standardize(T)\n"
+    "local a, b = ntk.train_test_split{X, y, test = 0.25, seed = 1}\n"
+    "local S = ntk.shuffle{Y, seed = 4}\n"
+    "return string.format('%.17g %.17g %.17g %d %d %.17g %.17g', Z:sum(), mean:sum(),\n"
+    "  sd:sum(), a:rows(), b:rows(), S:sum(), ntk.one_hot(y, 2):sum())",
+
+    /* Spectra and kernel methods. */
+    "local G = ntk.randn(6, 6, 11)\n"
+    "local K = G:mm(G:T()) + ntk.eye(6)\n"
+    "local Y = ntk.randn(6, 2, 3)\n"
+    "local w = ntk.eigvalsh(K, {progress = false})\n"
+    "local w2, V = ntk.eigh(K, {k = 2, progress = false})\n"
+    "local e = ntk.eigs(K, 2, {progress = false})\n"
+    "local alpha = ntk.kernel_regression(K, Y, {progress = false})\n"
+    "local P = ntk.kernel_predict(K:sub(1, 2, 1, 6), alpha)\n"
+    "local gd = ntk.gd_dynamics{K_train = K, Y = Y, times = {1, math.huge}, progress = false}\n"
+    "return string.format('%.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g', w:sum(),\n"
+    "  w2:sum(), V:norm(), e:sum(), P:sum(), ntk.spectrum_stats(w).effective_rank,\n"
+    "  ntk.alignment(K, Y), gd.train[2]:sum())",
+
+    /* Matrix-free products and spectra of the NTK. */
+    "local net = ntk.mlp{sizes = {3, 4, 2}, activation = 'tanh', seed = 5}\n"
+    "local X = ntk.randn(4, 3, 6)\n"
+    "local KV = net:ntk_matvec(X, ntk.randn(8, 2, 7), {memory = 1, progress = false})\n"
+    "local w, info = net:ntk_eigs(X, 2, {progress = false})\n"
+    "return string.format('%.12g %.12g %s', KV:sum(), w:sum(), tostring(info.converged))",
+
+    /* Losses, gradients, training, kernel distance. */
+    "local net = ntk.mlp{sizes = {3, 5, 2}, activation = 'gelu', seed = 8}\n"
+    "local X, Y = ntk.randn(5, 3, 1), ntk.randn(5, 2, 2)\n"
+    "local l = net:loss(X, Y)\n"
+    "local g = net:grad(X, ntk.vector{1, 2, 1, 2, 1}, {loss = 'cross_entropy'})\n"
+    "local v = net:vjp(X, Y, {progress = false})\n"
+    "local K0 = net:ntk(X, {progress = false})\n"
+    "local h = net:train{X = X, Y = Y, epochs = 3, batch_size = 2, optimizer = 'adam',\n"
+    "                   progress = false, callback = function(e, loss) return e < 3 end}\n"
+    "local rel = ntk.kernel_distance(K0, net:ntk(X, {progress = false}))\n"
+    "return string.format('%.17g %.17g %.17g %d %.17g %.17g', l, g:sum(), v:sum(), #h,\n"
+    "  h[#h], rel)",
+
+    /* Infinite-width kernels. */
+    "local a = ntk.analytic{sizes = {3, 5, 2}, activation = 'gelu'}\n"
+    "local X = ntk.randn(3, 3, 4)\n"
+    "local nngp, ntk_ = a:kernels(X, ntk.randn(2, 3, 5), {progress = false})\n"
+    "local net = ntk.mlp{sizes = {3, 6, 2}, activation = 'erf'}\n"
+    "local F = net:analytic():ntk(X, {mode = 'full', progress = false})\n"
+    "local e, ed = ntk.gaussian_expect('softplus', 1, 2, 0.5)\n"
+    "return string.format('%.17g %.17g %.17g %.17g %.17g %s', nngp:sum(), ntk_:sum(),\n"
+    "  F:sum(), e, ed, tostring(a))",
+
+    /* Plots, written in Lua. */
+    "local s = ntk.plot.sparkline({3, 1, 2}) .. ntk.plot.text({3, 2, 1}, {width = 6, height = 2})\n"
+    "local path = must(ntk.plot.spectrum({3, 2, 1}, TMP .. '/s.svg', {width = 200, height = 150}))\n"
+    "return s .. path:gsub(TMP, '')",
+
     /* Errors on top of memory failures. */
     "local ok, err = pcall(function() return ntk.mlp{sizes = {3, 2}}:forward(ntk.zeros(1, 4)) end)\n"
     "if not tostring(err):match('N x 3') then error(err, 0) end -- a memory error\n"
@@ -226,13 +309,35 @@ static void check_recovered(lua_State *L, int chunk, const char *want, long budg
     lua_settop(L, 0);
 }
 
+static char tmpdir[64];
+
+/* Globals the chunks use, set outside any budget: TMP (a directory of
+ * this test's), SRC (the source tree) and must(...), which passes its
+ * arguments on unless the first is nil: then it raises with the second's
+ * "memory" spelt otherwise. */
+static void chunk_globals(lua_State *L)
+{
+    lua_pushstring(L, tmpdir);
+    lua_setglobal(L, "TMP");
+    lua_pushliteral(L, NTK_SOURCE_DIR);
+    lua_setglobal(L, "SRC");
+    CHECK(luaL_dostring(L, "function must(...)\n"
+                           "  local v, err = ...\n"
+                           "  if v == nil then error('nil, ' .. tostring(err):gsub('memory', 'm-e-m'), 2) end\n"
+                           "  return ...\n"
+                           "end") == LUA_OK);
+}
+
 static void test_chunk_failures(void)
 {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/ntk_lua_alloc_XXXXXX");
+    CHECK(mkdtemp(tmpdir) != NULL);
     for (int c = 0; c < (int)(sizeof chunks / sizeof *chunks); c++) {
         limiter l = {-1, 0, 0, 0, 0, 0};
         lua_State *L = new_state(&l);
         CHECK(L != NULL);
         if (!L) continue;
+        chunk_globals(L);
         int st = luaL_dostring(L, chunks[c]);
         CHECK_MSG(st == LUA_OK, "chunk %d: %s", c, lua_tostring(L, -1));
         char want[4096];
@@ -264,10 +369,18 @@ static void test_chunk_failures(void)
                 check_recovered(L, c, want, budget);
             }
             CHECK_MSG(done, "chunk %d never ran without failures", c);
+            if (verbose && sticky) fprintf(stderr, "chunk %d: %ld failure points\n", c, budget);
         }
         lua_close(L);
         CHECK_MSG(l.blocks == 0 && l.bytes == 0, "chunk %d: %ld blocks left", c, l.blocks);
     }
+    const char *files[] = {"m.npy", "n.ntk", "s.svg"};
+    for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/%s", tmpdir, files[k]);
+        remove(path);
+    }
+    CHECK(remove(tmpdir) == 0);
 }
 
 /* ntk_lua_pushmatrix and ntk_lua_tomatrix never raise. */
@@ -417,6 +530,7 @@ static void test_progress_unwind(void)
 
 int main(void)
 {
+    verbose = getenv("NTK_TEST_VERBOSE") && strcmp(getenv("NTK_TEST_VERBOSE"), "1") == 0;
     test_progress_unwind();
     test_embedding_api();
     test_calls_during_close();
