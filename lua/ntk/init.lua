@@ -24,8 +24,19 @@ local function arg_kind(v)
   if t == "number" then return math.type(v) == "integer" and "integer" or "number" end
   if t == "string" or t == "boolean" then return t end
   if t == "table" then
-    if #v == 0 or type(v[1]) == "string" then return "list", "string" end
-    return "list", math.type(v[1]) == "integer" and "integer" or "number"
+    -- A list: all strings (also when empty) or all numbers, nothing else.
+    local n, elem = 0, "string"
+    for _ in pairs(v) do n = n + 1 end
+    if n ~= #v then return nil end
+    for i, e in ipairs(v) do
+      local et = type(e) == "number" and (math.type(e) == "integer" and "integer" or "number") or type(e)
+      if i == 1 then elem = et end
+      if et == "string" ~= (elem == "string") or (et ~= "string" and et ~= "integer" and et ~= "number") then
+        return nil
+      end
+      if et == "number" then elem = "number" end
+    end
+    return "list", elem
   end
 end
 
@@ -44,8 +55,8 @@ local ARG_WANTS = {integer = "an integer", number = "a number", boolean = "true 
 --- Script arguments "key=value" over a table of defaults: ntk.args({n = 100,
 -- widths = {64, 256}, out = "."}, ...) returns a new table with the
 -- defaults replaced by the arguments given. Each value converts like its
--- default (integer, number, boolean, string; a list takes comma-separated
--- values like its first element). Errors carry no position: they are for
+-- default (integer, number, boolean, string; a list of numbers or of
+-- strings takes comma-separated values like its elements). Errors carry no position: they are for
 -- whoever typed the command line.
 function ntk.args(defaults, ...)
   if type(defaults) ~= "table" then

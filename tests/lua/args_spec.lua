@@ -82,5 +82,11 @@ describe("ntk.args", function()
     assert.error_matches(function() ntk.args({n = print}) end,
                          "defaults must map names to numbers, strings, booleans or lists, got n = function")
     assert.error_matches(function() ntk.args({[1] = 5}) end, "got 1 = 5")
+    for _, bad in ipairs{{w = {a = 1}}, {w = {1, "x"}}, {w = {"x", 1}}, {w = {1, true}}, {w = {1, nil, 3}}} do
+      assert.error_matches(function() ntk.args(bad) end, "defaults must map names to numbers, strings, "
+                           .. "booleans or lists, got w = table")
+    end
+    -- a list of integers and floats takes numbers
+    assert.same({2.5, 3}, ntk.args({w = {1, 0.5}}, "w=2.5,3").w)
   end)
 end)
