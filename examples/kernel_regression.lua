@@ -14,48 +14,8 @@
 -- Writes kernel_regression.svg (accuracy against epoch) to `out`.
 local ntk = require "ntk"
 
-local NEEDS = {"datasets.fashion_mnist", "kernel_regression", "kernel_predict", "gd_dynamics",
-               "eigvalsh", "Net.train"}
-
-local function missing(needs)
-  local out = {}
-  for _, name in ipairs(needs) do
-    local v = ntk
-    for part in name:gmatch("[^.]+") do v = type(v) == "table" and v[part] or nil end
-    if v == nil then out[#out + 1] = "ntk." .. name end
-  end
-  return out
-end
-
-local function options(defaults, ...)
-  local o = {}
-  for k, v in pairs(defaults) do o[k] = v end
-  for i = 1, select("#", ...) do
-    local a = select(i, ...)
-    local k, v = tostring(a):match("^([%w_]+)=(.*)$")
-    if not k or defaults[k] == nil then
-      local keys = {}
-      for key in pairs(defaults) do keys[#keys + 1] = key end
-      table.sort(keys)
-      error(("unknown argument '%s' (expected key=value with key one of: %s)"):format(a, table.concat(keys, ", ")), 0)
-    end
-    if type(defaults[k]) == "number" then
-      o[k] = math.tointeger(tonumber(v)) or error(("%s must be an integer, got '%s'"):format(k, v), 0)
-    else
-      o[k] = v
-    end
-  end
-  return o
-end
-
-local gaps = missing(NEEDS)
-if #gaps > 0 then
-  io.stderr:write("kernel_regression: this build of ntk lacks ", table.concat(gaps, ", "), "\n")
-  os.exit(2)
-end
-
-local opt = options({n_train = 256, n_test = 500, width = 512, depth = 2, epochs = 100, seed = 1,
-                     out = "."}, ...)
+local opt = ntk.args({n_train = 256, n_test = 500, width = 512, depth = 2, epochs = 100, seed = 1,
+                      out = "."}, ...)
 local fmt = string.format
 
 local Xtr, ytr, Ytr = ntk.datasets.fashion_mnist{split = "train", n = opt.n_train, seed = opt.seed,

@@ -16,45 +16,16 @@
 -- `out`.
 local ntk = require "ntk"
 
-local function options(defaults, ...)
-  local o = {}
-  for k, v in pairs(defaults) do o[k] = v end
-  for i = 1, select("#", ...) do
-    local a = select(i, ...)
-    local k, v = tostring(a):match("^([%w_]+)=(.*)$")
-    if not k or defaults[k] == nil then
-      local keys = {}
-      for key in pairs(defaults) do keys[#keys + 1] = key end
-      table.sort(keys)
-      error(("unknown argument '%s' (expected key=value with key one of: %s)"):format(a, table.concat(keys, ", ")), 0)
-    end
-    if type(defaults[k]) == "number" then
-      o[k] = tonumber(v) or error(("%s must be a number, got '%s'"):format(k, v), 0)
-    else
-      o[k] = v
-    end
-  end
-  return o
-end
-
-local function list(s, what)
-  local t = {}
-  for w in s:gmatch("[^,]+") do
-    t[#t + 1] = math.tointeger(tonumber(w)) or error(what .. " must be integers, got " .. w, 0)
-  end
-  return t
-end
-
-local opt = options({n = 24, widths = "16,32,64,128,256,512,1024", depth = 3, seeds = 3,
-                     epochs = 200, lr = 0.5, out = "."}, ...)
-local N = math.tointeger(opt.n)
+local opt = ntk.args({n = 24, widths = {16, 32, 64, 128, 256, 512, 1024}, depth = 3, seeds = 3,
+                      epochs = 200, lr = 0.5, out = "."}, ...)
+local N = opt.n
 local X = ntk.randn(N, 2, 3)
 local Y = ntk.matrix(N, 1)
 for i = 1, N do Y:set(i, 1, math.sin(2 * X:get(i, 1)) * math.cos(X:get(i, 2))) end
 
-local widths = list(opt.widths, "widths")
-local seeds = math.tointeger(opt.seeds)
-local epochs = math.tointeger(opt.epochs)
+local widths = opt.widths
+local seeds = opt.seeds
+local epochs = opt.epochs
 local every = math.max(1, epochs // 20)
 local lr = opt.lr
 
@@ -110,17 +81,13 @@ f:write("width,seeds,epochs,final_loss,kernel_rel_change,kernel_misalignment,par
 f:close()
 print("wrote " .. csv)
 
-if ntk.plot and ntk.plot.lines then
-  local svg = opt.out .. "/lazy_training.svg"
-  local ok, err = pcall(ntk.plot.lines, {{x = widths, y = drifts, label = "||K_T - K_0|| / ||K_0||"}}, svg, {
-    logx = true, logy = true, xlabel = "width", ylabel = "relative kernel change",
-    title = "NTK drift after " .. epochs .. " epochs of gradient descent (ntk parameterization)"})
-  print(ok and ("wrote " .. svg) or ("no plot: " .. tostring(err)))
-  svg = opt.out .. "/lazy_training_epochs.svg"
-  ok, err = pcall(ntk.plot.lines, trails, svg, {
-    logy = true, xlabel = "epoch", ylabel = "relative kernel change",
-    title = "NTK drift during training, by width"})
-  print(ok and ("wrote " .. svg) or ("no plot: " .. tostring(err)))
-else
-  print("ntk.plot.lines is not available in this build: plot the CSV instead")
-end
+local svg = opt.out .. "/lazy_training.svg"
+local ok, err = pcall(ntk.plot.lines, {{x = widths, y = drifts, label = "||K_T - K_0|| / ||K_0||"}}, svg, {
+  logx = true, logy = true, xlabel = "width", ylabel = "relative kernel change",
+  title = "NTK drift after " .. epochs .. " epochs of gradient descent (ntk parameterization)"})
+print(ok and ("wrote " .. svg) or ("no plot: " .. tostring(err)))
+svg = opt.out .. "/lazy_training_epochs.svg"
+ok, err = pcall(ntk.plot.lines, trails, svg, {
+  logy = true, xlabel = "epoch", ylabel = "relative kernel change",
+  title = "NTK drift during training, by width"})
+print(ok and ("wrote " .. svg) or ("no plot: " .. tostring(err)))

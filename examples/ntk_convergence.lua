@@ -12,41 +12,12 @@
 -- ntk_convergence.csv and ntk_convergence.svg into `out`.
 local ntk = require "ntk"
 
-local function options(defaults, ...)
-  local o = {}
-  for k, v in pairs(defaults) do o[k] = v end
-  for i = 1, select("#", ...) do
-    local a = select(i, ...)
-    local k, v = tostring(a):match("^([%w_]+)=(.*)$")
-    if not k or defaults[k] == nil then
-      local keys = {}
-      for key in pairs(defaults) do keys[#keys + 1] = key end
-      table.sort(keys)
-      error(("unknown argument '%s' (expected key=value with key one of: %s)"):format(a, table.concat(keys, ", ")), 0)
-    end
-    if type(defaults[k]) == "number" then
-      o[k] = tonumber(v) or error(("%s must be a number, got '%s'"):format(k, v), 0)
-    else
-      o[k] = v
-    end
-  end
-  return o
-end
-
-local function list(s, what)
-  local t = {}
-  for w in s:gmatch("[^,]+") do
-    t[#t + 1] = math.tointeger(tonumber(w)) or error(what .. " must be integers, got " .. w, 0)
-  end
-  return t
-end
-
-local opt = options({n = 16, widths = "16,32,64,128,256,512,1024", depth = 3, seeds = 8,
-                     out = "."}, ...)
-local N, n0 = math.tointeger(opt.n), 8
+local opt = ntk.args({n = 16, widths = {16, 32, 64, 128, 256, 512, 1024}, depth = 3, seeds = 8,
+                      out = "."}, ...)
+local N, n0 = opt.n, 8
 local X = ntk.randn(N, n0, 1)
-local widths = list(opt.widths, "widths")
-local seeds = math.tointeger(opt.seeds)
+local widths = opt.widths
+local seeds = opt.seeds
 local acts = {"relu", "erf"}
 
 local function slope(xs, ys)
@@ -101,12 +72,8 @@ print("wrote " .. csv)
 local guide = {}
 for i, w in ipairs(widths) do guide[i] = series[1].y[1] * math.sqrt(widths[1] / w) end
 series[#series + 1] = {x = widths, y = guide, label = "width^-1/2", dash = true}
-if ntk.plot and ntk.plot.lines then
-  local svg = opt.out .. "/ntk_convergence.svg"
-  local ok, err = pcall(ntk.plot.lines, series, svg, {
-    logx = true, logy = true, xlabel = "width", ylabel = "||K - Theta||_F / ||Theta||_F",
-    title = "Empirical NTK -> analytic NTK (depth " .. opt.depth .. ", " .. seeds .. " nets per width)"})
-  print(ok and ("wrote " .. svg) or ("no plot: " .. tostring(err)))
-else
-  print("ntk.plot.lines is not available in this build: plot the CSV instead")
-end
+local svg = opt.out .. "/ntk_convergence.svg"
+local ok, err = pcall(ntk.plot.lines, series, svg, {
+  logx = true, logy = true, xlabel = "width", ylabel = "||K - Theta||_F / ||Theta||_F",
+  title = "Empirical NTK -> analytic NTK (depth " .. opt.depth .. ", " .. seeds .. " nets per width)"})
+print(ok and ("wrote " .. svg) or ("no plot: " .. tostring(err)))

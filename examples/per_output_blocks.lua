@@ -15,50 +15,9 @@
 -- per_output_heatmap.svg (K - Theta x I at the smallest width).
 local ntk = require "ntk"
 
-local function missing(needs)
-  local out = {}
-  for _, name in ipairs(needs) do
-    local v = ntk
-    for part in name:gmatch("[^.]+") do v = type(v) == "table" and v[part] or nil end
-    if v == nil then out[#out + 1] = "ntk." .. name end
-  end
-  return out
-end
-
-local function options(defaults, ...)
-  local o = {}
-  for k, v in pairs(defaults) do o[k] = v end
-  for i = 1, select("#", ...) do
-    local a = select(i, ...)
-    local k, v = tostring(a):match("^([%w_]+)=(.*)$")
-    if not k or defaults[k] == nil then
-      local keys = {}
-      for key in pairs(defaults) do keys[#keys + 1] = key end
-      table.sort(keys)
-      error(("unknown argument '%s' (expected key=value with key one of: %s)"):format(a, table.concat(keys, ", ")), 0)
-    end
-    if type(defaults[k]) == "number" then
-      o[k] = math.tointeger(tonumber(v)) or error(("%s must be an integer, got '%s'"):format(k, v), 0)
-    else
-      o[k] = v
-    end
-  end
-  return o
-end
-
-local opt = options({n = 40, widths = "16,64,256,1024", depth = 2, seeds = 3, data = "fashion",
-                     out = "."}, ...)
-local NEEDS = opt.data == "fashion" and {"datasets.fashion_mnist"} or {}
-local gaps = missing(NEEDS)
-if #gaps > 0 then
-  io.stderr:write("per_output_blocks: this build of ntk lacks ", table.concat(gaps, ", "),
-                  " (data=gaussian works without it)\n")
-  os.exit(2)
-end
-local widths = {}
-for w in opt.widths:gmatch("[^,]+") do
-  widths[#widths + 1] = math.tointeger(tonumber(w)) or error("widths must be integers, got " .. w, 0)
-end
+local opt = ntk.args({n = 40, widths = {16, 64, 256, 1024}, depth = 2, seeds = 3, data = "fashion",
+                      out = "."}, ...)
+local widths = opt.widths
 assert(#widths >= 1 and opt.n >= 2 and opt.seeds >= 1 and opt.depth >= 1, "need widths, n >= 2, seeds >= 1")
 local fmt = string.format
 

@@ -8,49 +8,7 @@
 -- (n m) x (n m) with m = 10. Writes spectrum.svg and heatmap.svg to `out`.
 local ntk = require "ntk"
 
--- Parts of ntk this example uses beyond the foundation (checked first, so a
--- build without them says so instead of failing halfway).
-local NEEDS = {"datasets.fashion_mnist", "eigvalsh", "spectrum_stats"}
-
-local function missing(needs)
-  local out = {}
-  for _, name in ipairs(needs) do
-    local v = ntk
-    for part in name:gmatch("[^.]+") do v = type(v) == "table" and v[part] or nil end
-    if v == nil then out[#out + 1] = "ntk." .. name end
-  end
-  return out
-end
-
--- key=value arguments over defaults; numbers stay numbers.
-local function options(defaults, ...)
-  local o = {}
-  for k, v in pairs(defaults) do o[k] = v end
-  for i = 1, select("#", ...) do
-    local a = select(i, ...)
-    local k, v = tostring(a):match("^([%w_]+)=(.*)$")
-    if not k or defaults[k] == nil then
-      local keys = {}
-      for key in pairs(defaults) do keys[#keys + 1] = key end
-      table.sort(keys)
-      error(("unknown argument '%s' (expected key=value with key one of: %s)"):format(a, table.concat(keys, ", ")), 0)
-    end
-    if type(defaults[k]) == "number" then
-      o[k] = math.tointeger(tonumber(v)) or error(("%s must be an integer, got '%s'"):format(k, v), 0)
-    else
-      o[k] = v
-    end
-  end
-  return o
-end
-
-local gaps = missing(NEEDS)
-if #gaps > 0 then
-  io.stderr:write("quickstart: this build of ntk lacks ", table.concat(gaps, ", "), "\n")
-  os.exit(2)
-end
-
-local opt = options({n = 256, width = 256, depth = 2, seed = 1, out = "."}, ...)
+local opt = ntk.args({n = 256, width = 256, depth = 2, seed = 1, out = "."}, ...)
 assert(opt.n >= 2 and opt.width >= 1 and opt.depth >= 1, "need n >= 2, width >= 1, depth >= 1")
 local fmt = string.format
 local function mb(bytes) return fmt("%.1f MB", bytes / 2 ^ 20) end

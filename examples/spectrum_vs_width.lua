@@ -9,58 +9,13 @@
 -- (n m) x (n m) kernel of each. Writes spectrum_vs_width.svg to `out`.
 local ntk = require "ntk"
 
-local NEEDS = {"datasets.fashion_mnist", "eigvalsh", "spectrum_stats"}
-
-local function missing(needs)
-  local out = {}
-  for _, name in ipairs(needs) do
-    local v = ntk
-    for part in name:gmatch("[^.]+") do v = type(v) == "table" and v[part] or nil end
-    if v == nil then out[#out + 1] = "ntk." .. name end
+local opt = ntk.args({n = 100, widths = {64, 256, 1024}, depths = {1, 2, 3}, seed = 1, out = "."}, ...)
+local widths, depths = opt.widths, opt.depths
+for _, list in ipairs{"widths", "depths"} do
+  for _, v in ipairs(opt[list]) do
+    if v < 1 then error(list .. " must be positive integers, got " .. v, 0) end
   end
-  return out
 end
-
-local function options(defaults, ...)
-  local o = {}
-  for k, v in pairs(defaults) do o[k] = v end
-  for i = 1, select("#", ...) do
-    local a = select(i, ...)
-    local k, v = tostring(a):match("^([%w_]+)=(.*)$")
-    if not k or defaults[k] == nil then
-      local keys = {}
-      for key in pairs(defaults) do keys[#keys + 1] = key end
-      table.sort(keys)
-      error(("unknown argument '%s' (expected key=value with key one of: %s)"):format(a, table.concat(keys, ", ")), 0)
-    end
-    if type(defaults[k]) == "number" then
-      o[k] = math.tointeger(tonumber(v)) or error(("%s must be an integer, got '%s'"):format(k, v), 0)
-    else
-      o[k] = v
-    end
-  end
-  return o
-end
-
-local function integers(s, what)
-  local out = {}
-  for w in s:gmatch("[^,]+") do
-    local v = math.tointeger(tonumber(w))
-    if not v or v < 1 then error(what .. " must be positive integers, got " .. w, 0) end
-    out[#out + 1] = v
-  end
-  if #out == 0 then error(what .. " is empty", 0) end
-  return out
-end
-
-local gaps = missing(NEEDS)
-if #gaps > 0 then
-  io.stderr:write("spectrum_vs_width: this build of ntk lacks ", table.concat(gaps, ", "), "\n")
-  os.exit(2)
-end
-
-local opt = options({n = 100, widths = "64,256,1024", depths = "1,2,3", seed = 1, out = "."}, ...)
-local widths, depths = integers(opt.widths, "widths"), integers(opt.depths, "depths")
 local fmt = string.format
 
 local X, err = ntk.datasets.fashion_mnist{split = "train", n = opt.n, seed = opt.seed}

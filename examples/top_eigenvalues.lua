@@ -12,55 +12,14 @@
 -- top_eigenvalues.svg to `out`.
 local ntk = require "ntk"
 
-local NEEDS = {"datasets.fashion_mnist", "eigvalsh", "alignment", "Net.ntk_eigs"}
-
-local function missing(needs)
-  local out = {}
-  for _, name in ipairs(needs) do
-    local v = ntk
-    for part in name:gmatch("[^.]+") do v = type(v) == "table" and v[part] or nil end
-    if v == nil then out[#out + 1] = "ntk." .. name end
-  end
-  return out
-end
-
-local function options(defaults, ...)
-  local o = {}
-  for k, v in pairs(defaults) do o[k] = v end
-  for i = 1, select("#", ...) do
-    local a = select(i, ...)
-    local k, v = tostring(a):match("^([%w_]+)=(.*)$")
-    if not k or defaults[k] == nil then
-      local keys = {}
-      for key in pairs(defaults) do keys[#keys + 1] = key end
-      table.sort(keys)
-      error(("unknown argument '%s' (expected key=value with key one of: %s)"):format(a, table.concat(keys, ", ")), 0)
-    end
-    if type(defaults[k]) == "number" then
-      o[k] = math.tointeger(tonumber(v)) or error(("%s must be an integer, got '%s'"):format(k, v), 0)
-    else
-      o[k] = v
-    end
-  end
-  return o
-end
-
-local gaps = missing(NEEDS)
-if #gaps > 0 then
-  io.stderr:write("top_eigenvalues: this build of ntk lacks ", table.concat(gaps, ", "), "\n")
-  os.exit(2)
-end
-
-local opt = options({n = 200, big = "1000,3000", k = 10, width = 256, seed = 1, out = "."}, ...)
-local bigs = {}
-for w in opt.big:gmatch("[^,]+") do
-  local v = math.tointeger(tonumber(w))
-  if not v or v < 1 then error("big must be positive integers, got " .. w, 0) end
-  bigs[#bigs + 1] = v
+local opt = ntk.args({n = 200, big = {1000, 3000}, k = 10, width = 256, seed = 1, out = "."}, ...)
+local bigs = opt.big
+for _, v in ipairs(bigs) do
+  if v < 1 then error("big must be positive integers, got " .. v, 0) end
 end
 local fmt, m, k = string.format, 10, opt.k
 local net = ntk.mlp{sizes = {784, opt.width, opt.width, m}, activation = "relu", seed = opt.seed}
-local clock = ntk.clock or os.clock
+local clock = ntk.clock
 
 local function images(n, seed)
   local X, labels, Y = ntk.datasets.fashion_mnist{split = "train", n = n, seed = seed, one_hot = true}

@@ -18,18 +18,11 @@ import scipy.linalg
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_reference import inputs, lua_matrix, mlp, ntk, num_params, theta_for  # noqa: E402
+from make_reference import (inputs, lua_list as lst, lua_matrix as mat, mlp, ntk,  # noqa: E402
+                            num_params, theta_for, write_lines)
 
 torch.set_default_dtype(torch.float64)
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-
-
-def mat(a):
-    return lua_matrix(torch.tensor(np.asarray(a, dtype=np.float64)))
-
-
-def lst(v):
-    return "{" + ", ".join("%.17g" % x for x in np.asarray(v).ravel()) + "}"
 
 
 def formula(n, c, f):
@@ -166,10 +159,7 @@ def main():
         out.append("      test = {%s}}," % ", ".join(mat(x.reshape(n2, m)) for x in te))
     out.append("  },")
     out.append("}")
-    path = os.path.join(ROOT, "tests", "fixtures", "linalg_reference.lua")
-    with open(path, "w") as fh:
-        fh.write("\n".join(out) + "\n")
-    print("wrote", path)
+    write_lines(os.path.join(ROOT, "tests", "fixtures", "linalg_reference.lua"), out)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ PyTorch functorch recipe: jacrev + vmap + einsum) and tests/c/reference_rng.h
 """
 import math
 import os
-import struct
 
+import numpy as np
 import torch
 from functorch import jacrev, vmap
 
@@ -83,9 +83,37 @@ CASES = [
 ]
 
 
-def lua_matrix(t):
-    rows = ["{" + ", ".join("%.17g" % v for v in row) + "}" for row in t.tolist()]
+# ---- writing fixtures (the other make_*reference.py scripts use these) ----
+
+def lua_matrix(a):
+    """A Lua table of rows, every double to 17 digits; a 1-D array is a column."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim == 1:
+        a = a.reshape(-1, 1)
+    rows = ["{" + ", ".join("%.17g" % v for v in row) + "}" for row in a.tolist()]
     return "{" + ",\n      ".join(rows) + "}"
+
+
+def lua_list(v):
+    """A flat Lua list, every double to 17 digits."""
+    return "{" + ", ".join("%.17g" % x for x in np.asarray(v, dtype=np.float64).ravel()) + "}"
+
+
+def lua_net(c, indent, extra=""):
+    """A case's network (name, sizes, acts, param, wstd, bstd) as two lines of Lua
+    fields; extra ends the first line."""
+    pad = " " * indent
+    return [pad + 'name = "%s", sizes = {%s}, activation = {%s},%s' % (
+                c["name"], ", ".join(map(str, c["sizes"])),
+                ", ".join('"%s"' % a for a in c["acts"]), extra),
+            pad + 'parameterization = "%s", weight_std = %.17g, bias_std = %.17g,' % (
+                c["param"], c["wstd"], c["bstd"])]
+
+
+def write_lines(path, lines):
+    with open(path, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print("wrote", path)
 
 
 def write_ntk_fixture():
@@ -106,20 +134,14 @@ def write_ntk_fixture():
         k = ntk(f, theta, x1, x1)
         kx = ntk(f, theta, x1, x2)
         out.append("  {")
-        out.append('    name = "%s", sizes = {%s}, activation = {%s},' % (
-            c["name"], ", ".join(map(str, sizes)), ", ".join('"%s"' % a for a in acts)))
-        out.append('    parameterization = "%s", weight_std = %.17g, bias_std = %.17g,' % (
-            c["param"], c["wstd"], c["bstd"]))
+        out += lua_net(c, 4)
         out.append("    n1 = %d, n2 = %d, num_params = %d," % (c["n1"], c["n2"], num_params(sizes)))
         out.append("    Y = %s," % lua_matrix(y))
         out.append("    K = %s," % lua_matrix(k))
         out.append("    K12 = %s," % lua_matrix(kx))
         out.append("  },")
     out.append("}")
-    path = os.path.join(ROOT, "tests", "fixtures", "reference.lua")
-    with open(path, "w") as fh:
-        fh.write("\n".join(out) + "\n")
-    print("wrote", path)
+    write_lines(os.path.join(ROOT, "tests", "fixtures", "reference.lua"), out)
 
 
 # ---- the generator, re-implemented from its published definitions ----
@@ -186,10 +208,7 @@ def write_rng_fixture():
         lines.append("static const double ref_rng_normals_%d[8] = {%s};" % (
             seed % 1000, ", ".join(float.hex(v) for v in g.normals(8))))
     lines.append("#endif")
-    path = os.path.join(ROOT, "tests", "c", "reference_rng.h")
-    with open(path, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    print("wrote", path)
+    write_lines(os.path.join(ROOT, "tests", "c", "reference_rng.h"), lines)
 
 
 if __name__ == "__main__":

@@ -30,16 +30,7 @@ torch.set_default_dtype(torch.float64)
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
-def lua_matrix(t):
-    a = np.asarray(t, dtype=np.float64)
-    if a.ndim == 1:
-        a = a.reshape(-1, 1)
-    rows = ["{" + ", ".join("%.17g" % v for v in row) + "}" for row in a.tolist()]
-    return "{" + ",\n      ".join(rows) + "}"
-
-
-def lua_list(v):
-    return "{" + ", ".join("%.17g" % x for x in v) + "}"
+lua_matrix, lua_list = ref.lua_matrix, ref.lua_list
 
 
 # ---- losses, gradients and training ---------------------------------------
@@ -152,10 +143,7 @@ def write_training(out):
                                           c["bstd"]), y)
         loss.backward()
         out.append("    {")
-        out.append('      name = "%s", sizes = {%s}, activation = {%s},' % (
-            c["name"], ", ".join(map(str, sizes)), ", ".join('"%s"' % a for a in acts)))
-        out.append('      parameterization = "%s", weight_std = %.17g, bias_std = %.17g,' % (
-            c["param"], c["wstd"], c["bstd"]))
+        out += ref.lua_net(c, 6)
         out.append('      n = %d, num_params = %d, kind = "%s",' % (
             n, ref.num_params(sizes), c["kind"]))
         if ylua is not None:
@@ -291,10 +279,7 @@ def write_analytic(out):
         k11 = analytic(x1, x1, c["sizes"], c["acts"], c["param"], c["wstd"], c["bstd"])
         k12 = analytic(x1, x2, c["sizes"], c["acts"], c["param"], c["wstd"], c["bstd"])
         out.append("    {")
-        out.append('      name = "%s", sizes = {%s}, activation = {%s},' % (
-            c["name"], ", ".join(map(str, c["sizes"])), ", ".join('"%s"' % a for a in c["acts"])))
-        out.append('      parameterization = "%s", weight_std = %.17g, bias_std = %.17g,' % (
-            c["param"], c["wstd"], c["bstd"]))
+        out += ref.lua_net(c, 6)
         out.append("      nngp = %s," % lua_matrix(k11[0]))
         out.append("      ntk = %s," % lua_matrix(k11[1]))
         out.append("      nngp12 = %s," % lua_matrix(k12[0]))
@@ -314,7 +299,4 @@ if __name__ == "__main__":
     write_training(out)
     write_analytic(out)
     out.append("}")
-    path = os.path.join(ROOT, "tests", "fixtures", "train_reference.lua")
-    with open(path, "w") as fh:
-        fh.write("\n".join(out) + "\n")
-    print("wrote", path)
+    ref.write_lines(os.path.join(ROOT, "tests", "fixtures", "train_reference.lua"), out)

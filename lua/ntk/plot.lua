@@ -458,6 +458,22 @@ return function(ntk, core)
     f:add(fmt('<g clip-path="url(#%s)">', id))
   end
 
+  -- Every series' points (s.pts) through the axes, clipped to the plotting
+  -- area; markers on each point when opts.markers says so, or by default
+  -- when a series has at most `few` points.
+  local function draw_series(f, list, xa, ya, markers_opt, few)
+    clip_open(f)
+    for _, s in ipairs(list) do
+      local px = {}
+      for j, p in ipairs(s.pts) do px[j] = {xa:map(p[1]), ya:map(p[2])} end
+      polyline(f, px, s.color, "series", s.dash)
+      local mk = markers_opt
+      if mk == nil then mk = #px <= few end
+      if mk then markers(f, px, s.color) end
+    end
+    f:add("</g>")
+  end
+
   ---------------------------------------------------------------------------
   -- spectrum
   ---------------------------------------------------------------------------
@@ -515,16 +531,7 @@ return function(ntk, core)
                              ylabel = o.ylabel or (norm and "eigenvalue / " .. norm or "eigenvalue")},
                             {__index = o})
     f:axes(xa, ya, ol)
-    clip_open(f)
-    for _, s in ipairs(list) do
-      local px = {}
-      for j, p in ipairs(s.pts) do px[j] = {xa:map(p[1]), ya:map(p[2])} end
-      polyline(f, px, s.color, "series", s.dash)
-      local mk = o.markers
-      if mk == nil then mk = #px <= 60 end
-      if mk then markers(f, px, s.color) end
-    end
-    f:add("</g>")
+    draw_series(f, list, xa, ya, o.markers, 60)
     local nd = 0
     for _, d in ipairs(dropped) do nd = nd + d end
     if nd > 0 then
@@ -731,16 +738,7 @@ return function(ntk, core)
     local xa = logx and log_axis(xlo, xhi, f.x0, f.x1, false) or linear_axis(xlo, xhi, f.x0, f.x1, false)
     local ya = logy and log_axis(ylo, yhi, f.y0, f.y1, true) or linear_axis(ylo, yhi, f.y0, f.y1, true)
     f:axes(xa, ya, o)
-    clip_open(f)
-    for _, s in ipairs(list) do
-      local px = {}
-      for j, p in ipairs(s.pts) do px[j] = {xa:map(p[1]), ya:map(p[2])} end
-      polyline(f, px, s.color, "series", s.dash)
-      local mk = o.markers
-      if mk == nil then mk = #px <= 30 end
-      if mk then markers(f, px, s.color) end
-    end
-    f:add("</g>")
+    draw_series(f, list, xa, ya, o.markers, 30)
     if dropped > 0 then
       f:text(4, f.h - 4, fmt("%d non-positive point%s not shown", dropped, dropped == 1 and "" or "s"),
              'class="note" fill="#888" font-size="10"')

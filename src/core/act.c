@@ -14,16 +14,14 @@ const char *ntk_act_name(ntk_act act)
 
 ntk_status ntk_act_parse(ntk_ctx *ctx, const char *name, ntk_act *out)
 {
-    for (int i = 0; name && i < NTK_ACT_COUNT; i++) {
-        if (strcmp(name, act_names[i]) == 0) {
-            *out = (ntk_act)i;
-            return NTK_OK;
-        }
-    }
-    return ntk__fail(ctx, NTK_ERR_INVALID,
-                     "unknown activation '%s' (expected identity, relu, tanh, "
-                     "sigmoid, erf, gelu, softplus or sin)",
-                     name ? name : "(null)");
+    int i = ntk__lookup(act_names, NTK_ACT_COUNT, name);
+    if (i < 0)
+        return ntk__fail(ctx, NTK_ERR_INVALID,
+                         "unknown activation '%s' (expected identity, relu, tanh, "
+                         "sigmoid, erf, gelu, softplus or sin)",
+                         name ? name : "(null)");
+    *out = (ntk_act)i;
+    return NTK_OK;
 }
 
 static double sigmoid(double x)
@@ -92,13 +90,11 @@ const char *ntk_param_name(ntk_param p)
 
 ntk_status ntk_param_parse(ntk_ctx *ctx, const char *name, ntk_param *out)
 {
-    for (int i = 0; name && i < 2; i++) {
-        if (strcmp(name, param_names[i]) == 0) {
-            *out = (ntk_param)i;
-            return NTK_OK;
-        }
-    }
-    return ntk__fail(ctx, NTK_ERR_INVALID,
-                     "unknown parameterization '%s' (expected ntk or standard)",
-                     name ? name : "(null)");
+    int i = ntk__lookup(param_names, 2, name);
+    if (i < 0)
+        return ntk__fail(ctx, NTK_ERR_INVALID,
+                         "unknown parameterization '%s' (expected ntk or standard)",
+                         name ? name : "(null)");
+    *out = (ntk_param)i;
+    return NTK_OK;
 }

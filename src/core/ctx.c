@@ -267,3 +267,10 @@ ntk_status ntk_mat_gemm(ntk_ctx *ctx, int trans_a, int trans_b, double alpha,
                 c->data, (int)c->cols);
     return NTK_OK;
 }
+
+int ntk__lookup(const char *const names[], int count, const char *name)
+{
+    for (int i = 0; name && i < count; i++)
+        if (strcmp(name, names[i]) == 0) return i;
+    return -1;
+}

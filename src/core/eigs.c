@@ -293,10 +293,7 @@ ntk_status ntk_eigs(ntk_ctx *ctx, size_t n, ntk_linop_fn op, void *ud, size_t k,
                     ntk_mat *residuals, ntk_eigs_info *info)
 {
     ntk_eigs_opts def;
-    if (!opts) {
-        ntk_eigs_opts_init(&def);
-        opts = &def;
-    }
+    opts = ntk__eigs_opts(opts, &def);
     ntk_eigs_info dummy;
     if (!info) info = &dummy;
     memset(info, 0, sizeof *info);
@@ -310,7 +307,7 @@ ntk_status ntk_eigs(ntk_ctx *ctx, size_t n, ntk_linop_fn op, void *ud, size_t k,
     double tol = opts->tol == 0 ? NTK_DEFAULT_EIGS_TOL : opts->tol;
     if (!(tol > 0 && tol < 1))
         return ntk__fail(ctx, NTK_ERR_INVALID, "tol must be in (0, 1), got %g", opts->tol);
-    size_t b = opts->block ? opts->block : (k < 32 ? k : 32);
+    size_t b = ntk__eigs_block(opts, k);
     if (b > n)
         return ntk__fail(ctx, NTK_ERR_INVALID, "block must be at most n = %zu, got %zu",
                          n, b);
@@ -323,16 +320,7 @@ ntk_status ntk_eigs(ntk_ctx *ctx, size_t n, ntk_linop_fn op, void *ud, size_t k,
         return ntk__fail(ctx, NTK_ERR_INVALID,
                          "basis must be at least k + block = %zu, got %zu", k + b, mdim);
     size_t maxiter = opts->maxiter ? opts->maxiter : NTK_DEFAULT_EIGS_MAXITER;
-    if ((st = ntk__check_mat(ctx, values, "values"))) return st;
-    if (values->rows != k || values->cols != 1)
-        return ntk__fail(ctx, NTK_ERR_SHAPE, "values must be %zux1, got %zux%zu", k,
-                         values->rows, values->cols);
-    if (vectors) {
-        if ((st = ntk__check_mat(ctx, vectors, "vectors"))) return st;
-        if (vectors->rows != n || vectors->cols != k)
-            return ntk__fail(ctx, NTK_ERR_SHAPE, "vectors must be %zux%zu, got %zux%zu",
-                             n, k, vectors->rows, vectors->cols);
-    }
+    if ((st = ntk__check_eig_out(ctx, n, k, values, vectors))) return st;
     if (residuals) {
         if ((st = ntk__check_mat(ctx, residuals, "residuals"))) return st;
         if (residuals->rows != k || residuals->cols != 1)
@@ -509,10 +497,7 @@ ntk_status ntk_eigs_matrix(ntk_ctx *ctx, const ntk_mat *a, size_t k,
                            ntk_mat *residuals, ntk_eigs_info *info)
 {
     ntk_eigs_opts def;
-    if (!opts) {
-        ntk_eigs_opts_init(&def);
-        opts = &def;
-    }
+    opts = ntk__eigs_opts(opts, &def);
     ntk_status st = ntk__check_square(ctx, a, "K");
     if (st) return st;
     if (!opts->symmetrize && (st = ntk__sym_check(ctx, a, "K", opts->symmetry_tol)))

@@ -57,6 +57,9 @@ void ntk__enter(ntk_ctx *ctx);
 ntk_status ntk__check_mat(ntk_ctx *ctx, const ntk_mat *m, const char *name);
 ntk_status ntk__check_finite(ntk_ctx *ctx, const ntk_mat *m, const char *name);
 
+/* Index of name among names[0..count), or -1 (also for a NULL name). */
+int ntk__lookup(const char *const names[], int count, const char *name);
+
 /* Deterministic natural logarithm (no libm), used by the generator. */
 double ntk__log_det(double x);
 

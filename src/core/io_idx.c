@@ -176,30 +176,35 @@ static ntk_status read_rows(ntk__in *in, const idx_hdr *h, const size_t *rows, s
     return st;
 }
 
+/* From a source being opened (st: how that went): the header into info,
+ * or without info the data into out: every row, or with subset the n
+ * listed in rows. Closes the source. */
+static ntk_status load(ntk__in *in, ntk_status st, ntk_array_info *info, ntk_mat *out,
+                       int subset, const size_t *rows, size_t n)
+{
+    if (st) return st;
+    idx_hdr h;
+    if (!(st = read_header(in, &h))) {
+        if (info) *info = h.info;
+        else if (!(st = check_out(in, &h, subset ? n : h.info.rows, out)))
+            st = subset ? read_rows(in, &h, rows, n, out) : read_all(in, &h, out);
+    }
+    ntk__in_close(in);
+    return st;
+}
+
 ntk_status ntk_idx_info(ntk_ctx *ctx, const char *path, ntk_array_info *info)
 {
     if (!path || !info) return ntk__fail(ctx, NTK_ERR_INVALID, "path and info are required");
     ntk__in in;
-    ntk_status st = ntk__in_file(ctx, &in, path);
-    if (st) return st;
-    idx_hdr h;
-    st = read_header(&in, &h);
-    if (!st) *info = h.info;
-    ntk__in_close(&in);
-    return st;
+    return load(&in, ntk__in_file(ctx, &in, path), info, NULL, 0, NULL, 0);
 }
 
 ntk_status ntk_idx_read(ntk_ctx *ctx, const char *path, ntk_mat *out)
 {
     if (!path) return ntk__fail(ctx, NTK_ERR_INVALID, "path is required");
     ntk__in in;
-    ntk_status st = ntk__in_file(ctx, &in, path);
-    if (st) return st;
-    idx_hdr h;
-    if (!(st = read_header(&in, &h)) && !(st = check_out(&in, &h, h.info.rows, out)))
-        st = read_all(&in, &h, out);
-    ntk__in_close(&in);
-    return st;
+    return load(&in, ntk__in_file(ctx, &in, path), NULL, out, 0, NULL, 0);
 }
 
 ntk_status ntk_idx_read_rows(ntk_ctx *ctx, const char *path, const size_t *rows, size_t n,
@@ -208,36 +213,18 @@ ntk_status ntk_idx_read_rows(ntk_ctx *ctx, const char *path, const size_t *rows,
     if (!path) return ntk__fail(ctx, NTK_ERR_INVALID, "path is required");
     if (n && !rows) return ntk__fail(ctx, NTK_ERR_INVALID, "rows is NULL");
     ntk__in in;
-    ntk_status st = ntk__in_file(ctx, &in, path);
-    if (st) return st;
-    idx_hdr h;
-    if (!(st = read_header(&in, &h)) && !(st = check_out(&in, &h, n, out)))
-        st = read_rows(&in, &h, rows, n, out);
-    ntk__in_close(&in);
-    return st;
+    return load(&in, ntk__in_file(ctx, &in, path), NULL, out, 1, rows, n);
 }
 
 ntk_status ntk_idx_info_mem(ntk_ctx *ctx, const void *buf, size_t len, ntk_array_info *info)
 {
     if (!info) return ntk__fail(ctx, NTK_ERR_INVALID, "info is required");
     ntk__in in;
-    ntk_status st = ntk__in_mem(ctx, &in, buf, len, "<memory>");
-    if (st) return st;
-    idx_hdr h;
-    st = read_header(&in, &h);
-    if (!st) *info = h.info;
-    ntk__in_close(&in);
-    return st;
+    return load(&in, ntk__in_mem(ctx, &in, buf, len, "<memory>"), info, NULL, 0, NULL, 0);
 }
 
 ntk_status ntk_idx_read_mem(ntk_ctx *ctx, const void *buf, size_t len, ntk_mat *out)
 {
     ntk__in in;
-    ntk_status st = ntk__in_mem(ctx, &in, buf, len, "<memory>");
-    if (st) return st;
-    idx_hdr h;
-    if (!(st = read_header(&in, &h)) && !(st = check_out(&in, &h, h.info.rows, out)))
-        st = read_all(&in, &h, out);
-    ntk__in_close(&in);
-    return st;
+    return load(&in, ntk__in_mem(ctx, &in, buf, len, "<memory>"), NULL, out, 0, NULL, 0);
 }

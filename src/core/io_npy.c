@@ -367,17 +367,25 @@ static ntk_status check_out(ntk__in *in, const npy_hdr *h, ntk_mat *out)
     return NTK_OK;
 }
 
+/* From a source being opened (st: how that went): the header into info,
+ * or without info the data into out. Closes the source. */
+static ntk_status load(ntk__in *in, ntk_status st, ntk_array_info *info, ntk_mat *out)
+{
+    if (st) return st;
+    npy_hdr h;
+    if (!(st = read_header(in, &h))) {
+        if (info) *info = h.info;
+        else if (!(st = check_out(in, &h, out))) st = read_data(in, &h, out);
+    }
+    ntk__in_close(in);
+    return st;
+}
+
 ntk_status ntk_npy_info(ntk_ctx *ctx, const char *path, ntk_array_info *info)
 {
     if (!path || !info) return ntk__fail(ctx, NTK_ERR_INVALID, "path and info are required");
     ntk__in in;
-    ntk_status st = ntk__in_file(ctx, &in, path);
-    if (st) return st;
-    npy_hdr h;
-    st = read_header(&in, &h);
-    if (!st) *info = h.info;
-    ntk__in_close(&in);
-    return st;
+    return load(&in, ntk__in_file(ctx, &in, path), info, NULL);
 }
 
 ntk_status ntk_npy_read(ntk_ctx *ctx, const char *path, ntk_mat *out)
@@ -387,26 +395,14 @@ ntk_status ntk_npy_read(ntk_ctx *ctx, const char *path, ntk_mat *out)
     ntk_status st = ntk__check_mat(ctx, out, "out");
     if (st) return st;
     ntk__in in;
-    st = ntk__in_file(ctx, &in, path);
-    if (st) return st;
-    npy_hdr h;
-    if (!(st = read_header(&in, &h)) && !(st = check_out(&in, &h, out)))
-        st = read_data(&in, &h, out);
-    ntk__in_close(&in);
-    return st;
+    return load(&in, ntk__in_file(ctx, &in, path), NULL, out);
 }
 
 ntk_status ntk_npy_info_mem(ntk_ctx *ctx, const void *buf, size_t len, ntk_array_info *info)
 {
     if (!info) return ntk__fail(ctx, NTK_ERR_INVALID, "info is required");
     ntk__in in;
-    ntk_status st = ntk__in_mem(ctx, &in, buf, len, "<memory>");
-    if (st) return st;
-    npy_hdr h;
-    st = read_header(&in, &h);
-    if (!st) *info = h.info;
-    ntk__in_close(&in);
-    return st;
+    return load(&in, ntk__in_mem(ctx, &in, buf, len, "<memory>"), info, NULL);
 }
 
 ntk_status ntk_npy_read_mem(ntk_ctx *ctx, const void *buf, size_t len, ntk_mat *out)
@@ -414,13 +410,7 @@ ntk_status ntk_npy_read_mem(ntk_ctx *ctx, const void *buf, size_t len, ntk_mat *
     ntk_status st = ntk__check_mat(ctx, out, "out");
     if (st) return st;
     ntk__in in;
-    st = ntk__in_mem(ctx, &in, buf, len, "<memory>");
-    if (st) return st;
-    npy_hdr h;
-    if (!(st = read_header(&in, &h)) && !(st = check_out(&in, &h, out)))
-        st = read_data(&in, &h, out);
-    ntk__in_close(&in);
-    return st;
+    return load(&in, ntk__in_mem(ctx, &in, buf, len, "<memory>"), NULL, out);
 }
 
 /* ---- writing ---- */

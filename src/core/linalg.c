@@ -309,6 +309,23 @@ ntk_status ntk_eigh(ntk_ctx *ctx, const ntk_mat *a, const ntk_eigh_opts *opts,
     return ntk__eigh(ctx, a, "K", opts, values, vectors);
 }
 
+ntk_status ntk__check_eig_out(ntk_ctx *ctx, size_t n, size_t k, const ntk_mat *values,
+                              const ntk_mat *vectors)
+{
+    ntk_status st;
+    if ((st = ntk__check_mat(ctx, values, "values"))) return st;
+    if (values->rows != k || values->cols != 1)
+        return ntk__fail(ctx, NTK_ERR_SHAPE, "values must be %zux1, got %zux%zu", k,
+                         values->rows, values->cols);
+    if (vectors) {
+        if ((st = ntk__check_mat(ctx, vectors, "vectors"))) return st;
+        if (vectors->rows != n || vectors->cols != k)
+            return ntk__fail(ctx, NTK_ERR_SHAPE, "vectors must be %zux%zu, got %zux%zu",
+                             n, k, vectors->rows, vectors->cols);
+    }
+    return NTK_OK;
+}
+
 ntk_status ntk__eigh(ntk_ctx *ctx, const ntk_mat *a, const char *name,
                      const ntk_eigh_opts *opts, ntk_mat *values, ntk_mat *vectors)
 {
@@ -325,16 +342,7 @@ ntk_status ntk__eigh(ntk_ctx *ctx, const ntk_mat *a, const char *name,
                          "k must be between 1 and the order of %s (%zu), got %zu", name,
                          n, opts->k);
     size_t k = opts->k ? opts->k : n;
-    if ((st = ntk__check_mat(ctx, values, "values"))) return st;
-    if (values->rows != k || values->cols != 1)
-        return ntk__fail(ctx, NTK_ERR_SHAPE, "values must be %zux1, got %zux%zu", k,
-                         values->rows, values->cols);
-    if (vectors) {
-        if ((st = ntk__check_mat(ctx, vectors, "vectors"))) return st;
-        if (vectors->rows != n || vectors->cols != k)
-            return ntk__fail(ctx, NTK_ERR_SHAPE, "vectors must be %zux%zu, got %zux%zu",
-                             n, k, vectors->rows, vectors->cols);
-    }
+    if ((st = ntk__check_eig_out(ctx, n, k, values, vectors))) return st;
     ntk_eigh_driver drv;
     if ((st = ntk_eigh_plan(ctx, n, k, vectors != NULL, opts->driver, &drv))) return st;
     if (n == 0) return NTK_OK;

@@ -11,6 +11,7 @@
  * in reverse: two products per layer. Neither K nor J is formed; memory is
  * U (k P), two (chunk k width) buffers and the tapes of activations.
  */
+#include "linalg.h"
 #include "ntkop.h"
 
 #include <cblas.h>
@@ -121,6 +122,18 @@ static ntk_tape *tape_for(ntk_ctx *ctx, ntk__ntkop *op, size_t ci, size_t i0, si
     return &op->tapes[0];
 }
 
+/* g (n samples x kk columns x w units) times the activation derivatives d
+ * (n x w) of the layer, unit by unit: the chain rule through phi. */
+static void scale_by_deriv(double *g, const double *d, size_t n, size_t kk, size_t w)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t c = 0; c < kk; c++) {
+            double *row = g + (i * kk + c) * w;
+            const double *dr = d + i * w;
+            for (size_t s = 0; s < w; s++) row[s] *= dr[s];
+        }
+}
+
 /* u += J_chunk^T V_chunk for the kk columns starting at c0. */
 static void reverse_chunk(ntk__ntkop *op, const ntk_tape *t, size_t i0, size_t n,
                           const double *v, size_t ldv, size_t c0, size_t kk)
@@ -146,13 +159,7 @@ static void reverse_chunk(ntk__ntkop *op, const ntk_tape *t, size_t i0, size_t n
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(n * kk), (int)nin,
                     (int)nout, net->cw[l], g, (int)nout, ntk__w(net, l), (int)nin, 0.0, g2,
                     (int)nin);
-        const double *d = ntk__tape_deriv(net, t, l - 1);
-        for (size_t i = 0; i < n; i++)
-            for (size_t c = 0; c < kk; c++) {
-                double *row = g2 + (i * kk + c) * nin;
-                const double *dr = d + i * nin;
-                for (size_t s = 0; s < nin; s++) row[s] *= dr[s];
-            }
+        scale_by_deriv(g2, ntk__tape_deriv(net, t, l - 1), n, kk, nin);
         double *tmp = g;
         g = g2;
         g2 = tmp;
@@ -182,13 +189,7 @@ static void forward_chunk(ntk__ntkop *op, const ntk_tape *t, size_t i0, size_t n
                         (int)nin, net->cw[l], prev, (int)nin, ntk__w(net, l), (int)nin, 1.0,
                         z, (int)nout);
         if (l + 1 < L) {
-            const double *d = ntk__tape_deriv(net, t, l);
-            for (size_t i = 0; i < n; i++)
-                for (size_t c = 0; c < kk; c++) {
-                    double *row = z + (i * kk + c) * nout;
-                    const double *dr = d + i * nout;
-                    for (size_t r = 0; r < nout; r++) row[r] *= dr[r];
-                }
+            scale_by_deriv(z, ntk__tape_deriv(net, t, l), n, kk, nout);
             double *tmp = prev;
             prev = z;
             z = tmp;
@@ -270,10 +271,7 @@ ntk_status ntk_net_ntk_eigs(ntk_ctx *ctx, const ntk_net *net, const ntk_mat *x, 
                             ntk_mat *residuals, ntk_eigs_info *info)
 {
     ntk_eigs_opts def;
-    if (!opts) {
-        ntk_eigs_opts_init(&def);
-        opts = &def;
-    }
+    opts = ntk__eigs_opts(opts, &def);
     ntk_status st;
     if (!net) return ntk__fail(ctx, NTK_ERR_INVALID, "net is NULL");
     if ((st = ntk__check_input(ctx, net, x, "X"))) return st;
@@ -281,7 +279,7 @@ ntk_status ntk_net_ntk_eigs(ntk_ctx *ctx, const ntk_net *net, const ntk_mat *x, 
     if (k < 1 || k > n)
         return ntk__fail(ctx, NTK_ERR_INVALID,
                          "k must be between 1 and N m = %zu, got %zu", n, k);
-    size_t b = opts->block ? opts->block : (k < 32 ? k : 32);
+    size_t b = ntk__eigs_block(opts, k);
     ntk__ntkop op;
     if ((st = ntk__ntkop_init(ctx, &op, net, x, b > k ? b : k, opts->memory))) return st;
     st = ntk_eigs(ctx, n, ntk__ntkop_apply, &op, k, opts, values, vectors, residuals, info);

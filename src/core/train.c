@@ -18,14 +18,12 @@ const char *ntk_loss_name(ntk_loss loss)
 
 ntk_status ntk_loss_parse(ntk_ctx *ctx, const char *name, ntk_loss *out)
 {
-    for (int i = 0; name && i < 2; i++)
-        if (strcmp(name, loss_names[i]) == 0) {
-            *out = (ntk_loss)i;
-            return NTK_OK;
-        }
-    return ntk__fail(ctx, NTK_ERR_INVALID,
-                     "unknown loss '%s' (expected mse or cross_entropy)",
-                     name ? name : "(null)");
+    int i = ntk__lookup(loss_names, 2, name);
+    if (i < 0)
+        return ntk__fail(ctx, NTK_ERR_INVALID, "unknown loss '%s' (expected mse or cross_entropy)",
+                         name ? name : "(null)");
+    *out = (ntk_loss)i;
+    return NTK_OK;
 }
 
 const char *ntk_optimizer_name(ntk_optimizer opt)
@@ -35,14 +33,13 @@ const char *ntk_optimizer_name(ntk_optimizer opt)
 
 ntk_status ntk_optimizer_parse(ntk_ctx *ctx, const char *name, ntk_optimizer *out)
 {
-    for (int i = 0; name && i < 3; i++)
-        if (strcmp(name, opt_names[i]) == 0) {
-            *out = (ntk_optimizer)i;
-            return NTK_OK;
-        }
-    return ntk__fail(ctx, NTK_ERR_INVALID,
-                     "unknown optimizer '%s' (expected sgd, momentum or adam)",
-                     name ? name : "(null)");
+    int i = ntk__lookup(opt_names, 3, name);
+    if (i < 0)
+        return ntk__fail(ctx, NTK_ERR_INVALID,
+                         "unknown optimizer '%s' (expected sgd, momentum or adam)",
+                         name ? name : "(null)");
+    *out = (ntk_optimizer)i;
+    return NTK_OK;
 }
 
 /* ---- validation ---- */

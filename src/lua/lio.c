@@ -75,15 +75,19 @@ static void push_info(lua_State *L, const ntk_array_info *info, int npy)
 
 /* ---- .npy ---- */
 
-static int l_npy_info(lua_State *L)
+/* ntk.npy_info(path) and ntk.idx_info(path): the header as a table. */
+static int info_call(lua_State *L, ntk_status (*info_fn)(ntk_ctx *, const char *, ntk_array_info *),
+                     int npy)
 {
     const char *path = checkpath(L, 1);
     ntk_array_info info;
-    ntk_status st = ntk_npy_info(lntk_ctx(L), path, &info);
+    ntk_status st = info_fn(lntk_ctx(L), path, &info);
     if (st) return io_result(L, st);
-    push_info(L, &info, 1);
+    push_info(L, &info, npy);
     return 1;
 }
+
+static int l_npy_info(lua_State *L) { return info_call(L, ntk_npy_info, 1); }
 
 static int l_load_npy(lua_State *L)
 {
@@ -123,15 +127,7 @@ static int l_save_npy(lua_State *L)
 
 /* ---- IDX ---- */
 
-static int l_idx_info(lua_State *L)
-{
-    const char *path = checkpath(L, 1);
-    ntk_array_info info;
-    ntk_status st = ntk_idx_info(lntk_ctx(L), path, &info);
-    if (st) return io_result(L, st);
-    push_info(L, &info, 0);
-    return 1;
-}
+static int l_idx_info(lua_State *L) { return info_call(L, ntk_idx_info, 0); }
 
 /* A list of 1-based indices at idx (table or column/row matrix) into a
  * userdata array of 0-based size_t, pushed on the stack. Errors name
@@ -319,20 +315,11 @@ static int l_load_net(lua_State *L)
 
 /* ---- preparation ---- */
 
-static uint64_t checkseed(lua_State *L, int idx)
-{
-    if (lua_isnoneornil(L, idx)) return 0;
-    int isint;
-    lua_Integer s = lua_tointegerx(L, idx, &isint);
-    if (!isint) luaL_typeerror(L, idx, "integer seed");
-    return (uint64_t)s;
-}
-
 /* ntk.permutation(n[, seed]): a table holding 1..n in a seeded random order. */
 static int l_permutation(lua_State *L)
 {
     size_t n = lntk_checksize(L, 1, "n");
-    uint64_t seed = checkseed(L, 2);
+    uint64_t seed = lntk_checkseed(L, 2);
     size_t *perm = lua_newuserdatauv(L, (n ? n : 1) * sizeof *perm, 0);
     ntk_rng rng;
     ntk_rng_seed(&rng, seed);
@@ -477,11 +464,8 @@ static const luaL_Reg csvbox_meta[] = {
 void lntk_open_io(lua_State *L, int ctx_idx)
 {
     lntk_setfuncs(L, ctx_idx, module_fns);
-    /* Methods join the tables the matrix and net sections exposed. */
-    if (lua_getfield(L, -1, "Matrix") == LUA_TTABLE) lntk_setfuncs(L, ctx_idx, matrix_methods);
-    lua_pop(L, 1);
-    if (lua_getfield(L, -1, "Net") == LUA_TTABLE) lntk_setfuncs(L, ctx_idx, net_methods);
-    lua_pop(L, 1);
+    lntk_addmethods(L, ctx_idx, "Matrix", matrix_methods);
+    lntk_addmethods(L, ctx_idx, "Net", net_methods);
     luaL_newmetatable(L, LNTK_CSVBOX);
     lntk_setfuncs(L, ctx_idx, csvbox_meta);
     lua_pushliteral(L, "private");

@@ -254,24 +254,12 @@ static int l_eigs(lua_State *L)
 
 /* ---- matrix-free NTK ---- */
 
-static lntk_matrix *checkinput(lua_State *L, int idx, ntk_net *net, const char *what)
-{
-    lntk_matrix *x = lntk_checkmatrix(L, idx);
-    size_t n = ntk_net_input_dim(net);
-    if (x->cols != n)
-        luaL_argerror(L, idx,
-                      lua_pushfstring(L, "%s must be N x %I (one sample per row), got %Ix%I",
-                                      what, (lua_Integer)n, (lua_Integer)x->rows,
-                                      (lua_Integer)x->cols));
-    return lntk_checkfinite(L, idx, what);
-}
-
 /* net:ntk_matvec(X, V[, opts]) */
 static int n_ntk_matvec(lua_State *L)
 {
     static const char *const known[] = {"memory", "progress", NULL};
     ntk_net *net = lntk_checknet(L, 1);
-    lntk_matrix *x = checkinput(L, 2, net, "X");
+    lntk_matrix *x = lntk_checkinput(L, 2, ntk_net_input_dim(net), "X");
     lntk_matrix *v = lntk_checkmatrix(L, 3);
     size_t m = ntk_net_output_dim(net);
     if (v->rows != x->rows * m)
@@ -313,7 +301,7 @@ static ntk_status call_ntk_eigs(lua_State *L, ntk_ctx *ctx, size_t k,
 static int n_ntk_eigs(lua_State *L)
 {
     ntk_net *net = lntk_checknet(L, 1);
-    lntk_matrix *x = checkinput(L, 2, net, "X");
+    lntk_matrix *x = lntk_checkinput(L, 2, ntk_net_input_dim(net), "X");
     size_t n = x->rows * ntk_net_output_dim(net);
     size_t k = checkk(L, 3, n);
     if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
@@ -772,9 +760,5 @@ void lntk_open_linalg(lua_State *L, int ctx_idx)
     lua_pushcfunction(L, info_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
-    /* Methods of ntk.Net: its metatable's __index table exists already. */
-    luaL_getmetatable(L, LNTK_NET);
-    lua_getfield(L, -1, "__index");
-    lntk_setfuncs(L, ctx_idx, net_methods);
-    lua_pop(L, 2);
+    lntk_addmethods(L, ctx_idx, "Net", net_methods);
 }

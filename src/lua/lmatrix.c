@@ -158,20 +158,11 @@ static int l_eye(lua_State *L)
     return 1;
 }
 
-static uint64_t checkseed(lua_State *L, int idx)
-{
-    if (lua_isnoneornil(L, idx)) return 0;
-    int isint;
-    lua_Integer s = lua_tointegerx(L, idx, &isint);
-    if (!isint) luaL_typeerror(L, idx, "integer seed");
-    return (uint64_t)s;
-}
-
 static int l_randn(lua_State *L)
 {
     size_t rows = lntk_checksize(L, 1, "rows");
     size_t cols = lntk_checksize(L, 2, "cols");
-    uint64_t seed = checkseed(L, 3);
+    uint64_t seed = lntk_checkseed(L, 3);
     lntk_matrix *m = lntk_newmatrix(L, rows, cols, 0);
     ntk_rng rng;
     ntk_rng_seed(&rng, seed);
@@ -184,7 +175,7 @@ static int l_rand(lua_State *L)
 {
     size_t rows = lntk_checksize(L, 1, "rows");
     size_t cols = lntk_checksize(L, 2, "cols");
-    uint64_t seed = checkseed(L, 3);
+    uint64_t seed = lntk_checkseed(L, 3);
     lntk_matrix *m = lntk_newmatrix(L, rows, cols, 0);
     ntk_rng rng;
     ntk_rng_seed(&rng, seed);
@@ -647,13 +638,6 @@ static const luaL_Reg metamethods[] = {
 void lntk_open_matrix(lua_State *L, int ctx_idx)
 {
     lntk_setfuncs(L, ctx_idx, module_fns);
-    luaL_newmetatable(L, LNTK_MATRIX);
-    lntk_setfuncs(L, ctx_idx, metamethods);
-    lua_newtable(L);
-    lntk_setfuncs(L, ctx_idx, methods);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -3, "__index");
-    /* Exposed so the Lua layer can add methods. */
-    lua_setfield(L, -3, "Matrix");
-    lua_pop(L, 1);
+    /* ntk.Matrix is exposed so the Lua layer can add methods. */
+    lntk_newclass(L, ctx_idx, LNTK_MATRIX, "Matrix", metamethods, methods);
 }

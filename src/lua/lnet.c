@@ -289,23 +289,10 @@ static int n_set_layer(lua_State *L)
     return 1;
 }
 
-/* Argument idx must be an N x n input for net. */
-static lntk_matrix *checkinput(lua_State *L, int idx, ntk_net *net, const char *what)
-{
-    lntk_matrix *x = lntk_checkmatrix(L, idx);
-    size_t n = ntk_net_input_dim(net);
-    if (x->cols != n)
-        luaL_argerror(L, idx,
-                      lua_pushfstring(L, "%s must be N x %I (one sample per row), got %Ix%I",
-                                      what, (lua_Integer)n, (lua_Integer)x->rows,
-                                      (lua_Integer)x->cols));
-    return lntk_checkfinite(L, idx, what);
-}
-
 static int n_forward(lua_State *L)
 {
     ntk_net *net = checknet(L, 1)->net;
-    lntk_matrix *x = checkinput(L, 2, net, "X");
+    lntk_matrix *x = lntk_checkinput(L, 2, ntk_net_input_dim(net), "X");
     lntk_matrix *y = lntk_newmatrix(L, x->rows, ntk_net_output_dim(net), 0);
     ntk_mat vx = lntk_view(x), vy = lntk_view(y);
     ntk_status st = ntk_net_forward(lntk_ctx(L), net, &vx, &vy);
@@ -318,7 +305,7 @@ static int n_jacobian(lua_State *L)
     static const char *const known[] = {"layout", "progress", NULL};
     lntk_net *self = checknet(L, 1);
     ntk_net *net = self->net;
-    lntk_matrix *x = checkinput(L, 2, net, "X");
+    lntk_matrix *x = lntk_checkinput(L, 2, ntk_net_input_dim(net), "X");
     lntk_checkoptions(L, 3, known);
     const char *layout = lntk_optstring(L, 3, "layout", x->rows == 1 ? "columns" : "rows");
     int columns;
@@ -352,53 +339,7 @@ static const char *const kernel_keys[] = {"mode", "normalize", "method", "memory
 /* Parse kernel options at idx (0: none) into o. */
 static void kernel_opts(lua_State *L, int idx, ntk_kernel_opts *o)
 {
-    ntk_kernel_opts_init(o);
-    if (!idx) return;
-    lntk_checkoptions(L, idx, kernel_keys);
-    static const char *const modes[] = {"full", "trace", "outputs", "blocks", NULL};
-    static const char *const methods[] = {"auto", "jacobian", "structured", NULL};
-    const char *mode = lntk_optstring(L, idx, "mode", "full");
-    int found = -1;
-    for (int i = 0; modes[i]; i++) if (strcmp(mode, modes[i]) == 0) found = i;
-    if (found < 0)
-        luaL_argerror(L, idx, lua_pushfstring(L, "mode must be full, trace, outputs or blocks, got '%s'", mode));
-    o->mode = (ntk_mode)found;
-    const char *method = lntk_optstring(L, idx, "method", "auto");
-    found = -1;
-    for (int i = 0; methods[i]; i++) if (strcmp(method, methods[i]) == 0) found = i;
-    if (found < 0)
-        luaL_argerror(L, idx, lua_pushfstring(L, "method must be auto, jacobian or structured, got '%s'", method));
-    o->method = (ntk_method)found;
-    const char *norm = lntk_optstring(L, idx, "normalize", "sum");
-    if (strcmp(norm, "mean") == 0) o->normalize_mean = 1;
-    else if (strcmp(norm, "sum") != 0)
-        luaL_argerror(L, idx, lua_pushfstring(L, "normalize must be 'sum' or 'mean', got '%s'", norm));
-    lua_Integer mem = lntk_optinteger(L, idx, "memory", 0);
-    if (mem < 0) luaL_argerror(L, idx, "memory must be a positive number of bytes");
-    o->memory = (size_t)mem;
-    lua_Integer chunk = lntk_optinteger(L, idx, "chunk", 0);
-    if (chunk < 0) luaL_argerror(L, idx, "chunk must be a positive number of samples");
-    o->chunk = (size_t)chunk;
-}
-
-/* Split (X1 [, X2] [, opts]) starting at index 2; returns the opts index. */
-static int kernel_args(lua_State *L, ntk_net *net, lntk_matrix **x1, lntk_matrix **x2)
-{
-    *x1 = checkinput(L, 2, net, "X1");
-    *x2 = NULL;
-    int opts = 0;
-    if (lntk_testmatrix(L, 3)) {
-        *x2 = checkinput(L, 3, net, "X2");
-        if (!lua_isnoneornil(L, 4)) opts = 4;
-    } else if (lua_istable(L, 3)) {
-        opts = 3;
-    } else if (lua_isnil(L, 3) && !lua_isnoneornil(L, 4)) {
-        opts = 4;
-    } else if (!lua_isnoneornil(L, 3)) {
-        luaL_typeerror(L, 3, "ntk.Matrix (X2) or options table");
-    }
-    if (opts) luaL_checktype(L, opts, LUA_TTABLE);
-    return opts;
+    lntk_kernel_opts(L, idx, kernel_keys, 4, "mode must be full, trace, outputs or blocks", o);
 }
 
 static int n_ntk(lua_State *L)
@@ -406,7 +347,7 @@ static int n_ntk(lua_State *L)
     lntk_net *self = checknet(L, 1);
     ntk_net *net = self->net;
     lntk_matrix *x1, *x2;
-    int oi = kernel_args(L, net, &x1, &x2);
+    int oi = lntk_kernel_args(L, ntk_net_input_dim(net), &x1, &x2);
     ntk_kernel_opts o;
     kernel_opts(L, oi, &o);
     ntk_ctx *ctx = lntk_ctx(L);
@@ -444,7 +385,7 @@ static int n_ntk(lua_State *L)
 static size_t count_arg(lua_State *L, int idx, ntk_net *net, const char *what)
 {
     if (lua_type(L, idx) == LUA_TNUMBER) return lntk_checksize(L, idx, what);
-    return checkinput(L, idx, net, what)->rows;
+    return lntk_checkinput(L, idx, ntk_net_input_dim(net), what)->rows;
 }
 
 static int n_ntk_plan(lua_State *L)
@@ -559,12 +500,5 @@ static const luaL_Reg metamethods[] = {
 void lntk_open_net(lua_State *L, int ctx_idx)
 {
     lntk_setfuncs(L, ctx_idx, module_fns);
-    luaL_newmetatable(L, LNTK_NET);
-    lntk_setfuncs(L, ctx_idx, metamethods);
-    lua_newtable(L);
-    lntk_setfuncs(L, ctx_idx, methods);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -3, "__index");
-    lua_setfield(L, -3, "Net");
-    lua_pop(L, 1);
+    lntk_newclass(L, ctx_idx, LNTK_NET, "Net", metamethods, methods);
 }

@@ -1,6 +1,7 @@
 /* ntk.core: the module's entry point, its context and shared helpers. */
 #include "lntk.h"
 
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -38,6 +39,27 @@ void lntk_setfuncs(lua_State *L, int ctx_idx, const luaL_Reg *fns)
     else lua_pop(L, 1);
 }
 
+void lntk_newclass(lua_State *L, int ctx_idx, const char *tname, const char *name,
+                   const luaL_Reg *meta, const luaL_Reg *methods)
+{
+    luaL_newmetatable(L, tname);
+    lntk_setfuncs(L, ctx_idx, meta);
+    lua_newtable(L);
+    lntk_setfuncs(L, ctx_idx, methods);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "__index");
+    lua_setfield(L, -3, name);
+    lua_pop(L, 1);
+}
+
+void lntk_addmethods(lua_State *L, int ctx_idx, const char *name, const luaL_Reg *methods)
+{
+    if (lua_getfield(L, -1, name) != LUA_TTABLE)
+        luaL_error(L, "ntk: class %s is opened after the methods added to it", name);
+    lntk_setfuncs(L, ctx_idx, methods);
+    lua_pop(L, 1);
+}
+
 int lntk_error(lua_State *L, ntk_status st)
 {
     const char *msg = ntk_ctx_error(lntk_ctx(L));
@@ -72,6 +94,85 @@ size_t lntk_checksize(lua_State *L, int idx, const char *what)
     return (size_t)v;
 }
 
+uint64_t lntk_checkseed(lua_State *L, int idx)
+{
+    if (lua_isnoneornil(L, idx)) return 0;
+    int isint;
+    lua_Integer s = lua_tointegerx(L, idx, &isint);
+    if (!isint) luaL_typeerror(L, idx, "integer seed");
+    return (uint64_t)s;
+}
+
+lntk_matrix *lntk_checkinput(lua_State *L, int idx, size_t n, const char *what)
+{
+    lntk_matrix *x = lntk_checkmatrix(L, idx);
+    if (x->cols != n)
+        luaL_argerror(L, idx,
+                      lua_pushfstring(L, "%s must be N x %I (one sample per row), got %Ix%I",
+                                      what, (lua_Integer)n, (lua_Integer)x->rows,
+                                      (lua_Integer)x->cols));
+    return lntk_checkfinite(L, idx, what);
+}
+
+int lntk_kernel_args(lua_State *L, size_t n, lntk_matrix **x1, lntk_matrix **x2)
+{
+    *x1 = lntk_checkinput(L, 2, n, "X1");
+    *x2 = NULL;
+    int opts = 0;
+    if (lntk_testmatrix(L, 3)) {
+        *x2 = lntk_checkinput(L, 3, n, "X2");
+        if (!lua_isnoneornil(L, 4)) opts = 4;
+    } else if (lua_istable(L, 3)) {
+        opts = 3;
+    } else if (lua_isnil(L, 3) && !lua_isnoneornil(L, 4)) {
+        opts = 4;
+    } else if (!lua_isnoneornil(L, 3)) {
+        luaL_typeerror(L, 3, "ntk.Matrix (X2) or options table");
+    }
+    if (opts) luaL_checktype(L, opts, LUA_TTABLE);
+    return opts;
+}
+
+/* Index of name in the NULL-terminated list names (its first n at most), or -1. */
+static int lookup(const char *const names[], int n, const char *name)
+{
+    for (int i = 0; i < n && names[i]; i++)
+        if (strcmp(name, names[i]) == 0) return i;
+    return -1;
+}
+
+void lntk_kernel_opts(lua_State *L, int idx, const char *const known[], int nmodes,
+                      const char *modes_msg, ntk_kernel_opts *o)
+{
+    static const char *const modes[] = {"full", "trace", "outputs", "blocks", NULL};
+    static const char *const methods[] = {"auto", "jacobian", "structured", NULL};
+    ntk_kernel_opts_init(o);
+    if (!idx) return;
+    lntk_checkoptions(L, idx, known);
+    const char *mode = lntk_optstring(L, idx, "mode", "full");
+    int found = lookup(modes, nmodes, mode);
+    if (found < 0) luaL_argerror(L, idx, lua_pushfstring(L, "%s, got '%s'", modes_msg, mode));
+    o->mode = (ntk_mode)found;
+    const char *method = lntk_optstring(L, idx, "method", "auto");
+    found = lookup(methods, 3, method);
+    if (found < 0)
+        luaL_argerror(L, idx, lua_pushfstring(L, "method must be auto, jacobian or structured, "
+                                                 "got '%s'",
+                                              method));
+    o->method = (ntk_method)found;
+    const char *norm = lntk_optstring(L, idx, "normalize", "sum");
+    if (strcmp(norm, "mean") == 0) o->normalize_mean = 1;
+    else if (strcmp(norm, "sum") != 0)
+        luaL_argerror(L, idx, lua_pushfstring(L, "normalize must be 'sum' or 'mean', got '%s'",
+                                              norm));
+    lua_Integer mem = lntk_optinteger(L, idx, "memory", 0);
+    if (mem < 0) luaL_argerror(L, idx, "memory must be a positive number of bytes");
+    o->memory = (size_t)mem;
+    lua_Integer chunk = lntk_optinteger(L, idx, "chunk", 0);
+    if (chunk < 0) luaL_argerror(L, idx, "chunk must be a positive number of samples");
+    o->chunk = (size_t)chunk;
+}
+
 void lntk_checkoptions(lua_State *L, int idx, const char *const known[])
 {
     if (lua_isnoneornil(L, idx)) return;
@@ -80,13 +181,7 @@ void lntk_checkoptions(lua_State *L, int idx, const char *const known[])
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         lua_pop(L, 1);
-        int ok = 0;
-        if (lua_type(L, -1) == LUA_TSTRING) {
-            const char *k = lua_tostring(L, -1);
-            for (int i = 0; known[i]; i++)
-                if (strcmp(k, known[i]) == 0) ok = 1;
-        }
-        if (!ok) {
+        if (lua_type(L, -1) != LUA_TSTRING || lookup(known, INT_MAX, lua_tostring(L, -1)) < 0) {
             const char *key = luaL_tolstring(L, -1, NULL);
             luaL_Buffer b;
             luaL_buffinit(L, &b);

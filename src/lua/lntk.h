@@ -27,6 +27,14 @@ ntk_ctx *lntk_ctx(lua_State *L);
 /* Register functions, with the context at ctx_idx as their upvalue 1,
  * into the table on top of the stack. */
 void lntk_setfuncs(lua_State *L, int ctx_idx, const luaL_Reg *fns);
+/* A class of userdata: metatable tname with the metamethods meta and an
+ * __index table of methods, stored as field `name` of the table on top of
+ * the stack (where other sections find it). */
+void lntk_newclass(lua_State *L, int ctx_idx, const char *tname, const char *name,
+                   const luaL_Reg *meta, const luaL_Reg *methods);
+/* More methods for the class stored as field `name` of the table on top of
+ * the stack by an earlier section. */
+void lntk_addmethods(lua_State *L, int ctx_idx, const char *name, const luaL_Reg *methods);
 
 /* Matrices. */
 lntk_matrix *lntk_checkmatrix(lua_State *L, int idx);
@@ -42,6 +50,21 @@ static inline ntk_mat lntk_view(lntk_matrix *m)
 lntk_matrix *lntk_checkfinite(lua_State *L, int idx, const char *what);
 /* A non-negative integer size argument (0 allowed) below a sane bound. */
 size_t lntk_checksize(lua_State *L, int idx, const char *what);
+/* An optional integer seed argument (absent: 0). */
+uint64_t lntk_checkseed(lua_State *L, int idx);
+/* Argument idx must be a finite N x n matrix of inputs, one sample per row;
+ * what names it. */
+lntk_matrix *lntk_checkinput(lua_State *L, int idx, size_t n, const char *what);
+/* Arguments (X1 [, X2] [, opts]) from index 2, inputs N x n as for
+ * lntk_checkinput; *x2 is NULL without X2. Returns the options table's
+ * index (0: none). */
+int lntk_kernel_args(lua_State *L, size_t n, lntk_matrix **x1, lntk_matrix **x2);
+/* Kernel options (mode, normalize, method, memory, chunk) from the table at
+ * idx (0: none) into o, with `known` the keys the caller accepts. Modes are
+ * the first nmodes of full, trace, outputs, blocks; modes_msg says which,
+ * for the error ("mode must be ..."). */
+void lntk_kernel_opts(lua_State *L, int idx, const char *const known[], int nmodes,
+                      const char *modes_msg, ntk_kernel_opts *o);
 
 /*
  * Turn a failed status into a Lua error (misuse, out of memory,

@@ -10,18 +10,6 @@
 
 static ntk_net *checknet(lua_State *L, int idx) { return lntk_checknet(L, idx); }
 
-/* Argument idx must be a finite N x n input for net. */
-static lntk_matrix *checkinput(lua_State *L, int idx, size_t n, const char *what)
-{
-    lntk_matrix *x = lntk_checkmatrix(L, idx);
-    if (x->cols != n)
-        luaL_argerror(L, idx,
-                      lua_pushfstring(L, "%s must be N x %I (one sample per row), got %Ix%I",
-                                      what, (lua_Integer)n, (lua_Integer)x->rows,
-                                      (lua_Integer)x->cols));
-    return lntk_checkfinite(L, idx, what);
-}
-
 static ntk_loss checkloss(lua_State *L, int idx, const char *name)
 {
     ntk_loss loss;
@@ -107,59 +95,41 @@ static int loss_arg(lua_State *L, int idx, ntk_loss *loss)
     return opts;
 }
 
-/* net:loss(X, Y[, loss or {loss =, progress =}]) */
-static int n_loss(lua_State *L)
+/* net:loss(X, Y[, loss or {loss =, progress =}]) -> loss, and with grad
+ * net:grad(...) -> P x 1 gradient, loss */
+static int loss_call(lua_State *L, int grad)
 {
     ntk_net *net = checknet(L, 1);
-    lntk_matrix *x = checkinput(L, 2, ntk_net_input_dim(net), "X");
+    lntk_matrix *x = lntk_checkinput(L, 2, ntk_net_input_dim(net), "X");
     ntk_loss loss;
     int oi = loss_arg(L, 4, &loss);
     luaL_argcheck(L, x->rows > 0, 2, "X must have at least one row");
     int pushed;
     lntk_matrix *y = checktargets(L, 3, 3, loss, x->rows, ntk_net_output_dim(net), &pushed);
-    ntk_mat vx = lntk_view(x), vy = lntk_view(y);
+    lntk_matrix *g = grad ? lntk_newmatrix(L, ntk_net_num_params(net), 1, 0) : NULL;
+    ntk_mat vx = lntk_view(x), vy = lntk_view(y), vg = g ? lntk_view(g) : (ntk_mat){0, 0, NULL};
     double value;
     lntk_progress prog;
     lntk_progress_begin(L, &prog, oi);
     lntk_net_hold(L, 1, 1);
-    ntk_status st = ntk_net_loss(lntk_ctx(L), net, loss, &vx, &vy, &value);
+    ntk_status st = grad ? ntk_net_grad(lntk_ctx(L), net, loss, &vx, &vy, &vg, &value)
+                         : ntk_net_loss(lntk_ctx(L), net, loss, &vx, &vy, &value);
     lntk_net_hold(L, 1, -1);
     lntk_progress_end(L, &prog);
     if (st) return lntk_error(L, st);
     lua_pushnumber(L, value);
-    return 1;
+    return grad ? 2 : 1;
 }
 
-/* net:grad(X, Y[, loss or {loss =, progress =}]) -> P x 1 gradient, loss */
-static int n_grad(lua_State *L)
-{
-    ntk_net *net = checknet(L, 1);
-    lntk_matrix *x = checkinput(L, 2, ntk_net_input_dim(net), "X");
-    ntk_loss loss;
-    int oi = loss_arg(L, 4, &loss);
-    luaL_argcheck(L, x->rows > 0, 2, "X must have at least one row");
-    int pushed;
-    lntk_matrix *y = checktargets(L, 3, 3, loss, x->rows, ntk_net_output_dim(net), &pushed);
-    lntk_matrix *g = lntk_newmatrix(L, ntk_net_num_params(net), 1, 0);
-    ntk_mat vx = lntk_view(x), vy = lntk_view(y), vg = lntk_view(g);
-    double value;
-    lntk_progress prog;
-    lntk_progress_begin(L, &prog, oi);
-    lntk_net_hold(L, 1, 1);
-    ntk_status st = ntk_net_grad(lntk_ctx(L), net, loss, &vx, &vy, &vg, &value);
-    lntk_net_hold(L, 1, -1);
-    lntk_progress_end(L, &prog);
-    if (st) return lntk_error(L, st);
-    lua_pushnumber(L, value);
-    return 2;
-}
+static int n_loss(lua_State *L) { return loss_call(L, 0); }
+static int n_grad(lua_State *L) { return loss_call(L, 1); }
 
 /* net:vjp(X, G[, {progress =}]) -> P x 1 */
 static int n_vjp(lua_State *L)
 {
     static const char *const known[] = {"progress", NULL};
     ntk_net *net = checknet(L, 1);
-    lntk_matrix *x = checkinput(L, 2, ntk_net_input_dim(net), "X");
+    lntk_matrix *x = lntk_checkinput(L, 2, ntk_net_input_dim(net), "X");
     lntk_matrix *g = lntk_checkmatrix(L, 3);
     size_t m = ntk_net_output_dim(net);
     if (g->rows != x->rows || g->cols != m)
@@ -560,25 +530,13 @@ static int analytic_call(lua_State *L, int which)
     lntk_analytic *a = checkanalytic(L, 1);
     const ntk_analytic_spec *spec = spec_of(a);
     size_t n0 = a->has_sizes ? an_sizes(a)[0] : 0;
-    lntk_matrix *x1 = lntk_checkmatrix(L, 2), *x2 = NULL;
-    int oi = 0;
-    if (lntk_testmatrix(L, 3)) {
-        x2 = lntk_checkmatrix(L, 3);
-        if (!lua_isnoneornil(L, 4)) oi = 4;
-    } else if (lua_istable(L, 3)) {
-        oi = 3;
-    } else if (lua_isnil(L, 3) && !lua_isnoneornil(L, 4)) {
-        oi = 4;
-    } else if (!lua_isnoneornil(L, 3)) {
-        luaL_typeerror(L, 3, "ntk.Matrix (X2) or options table");
-    }
-    if (oi) luaL_checktype(L, oi, LUA_TTABLE);
     if (!n0) {
-        n0 = x1->cols;
+        /* Without sizes the inputs' width is X1's. */
+        n0 = lntk_checkmatrix(L, 2)->cols;
         if (n0 == 0) luaL_argerror(L, 2, "X1 must have at least one column");
     }
-    checkinput(L, 2, n0, "X1");
-    if (x2) checkinput(L, 3, n0, "X2");
+    lntk_matrix *x1, *x2;
+    int oi = lntk_kernel_args(L, n0, &x1, &x2);
     if (oi) lntk_checkoptions(L, oi, known);
     static const char *const modes[] = {"kernel", "full", "trace", "blocks", "outputs", NULL};
     const char *mode_name = lntk_optstring(L, oi, "mode", "kernel");
@@ -779,16 +737,6 @@ void lntk_open_train(lua_State *L, int ctx_idx)
 {
     lntk_setfuncs(L, ctx_idx, module_fns);
     /* Training methods join ntk.Net's method table (made by lnet.c). */
-    luaL_getmetatable(L, LNTK_NET);
-    lua_getfield(L, -1, "__index");
-    lntk_setfuncs(L, ctx_idx, net_methods);
-    lua_pop(L, 2);
-    luaL_newmetatable(L, LNTK_ANALYTIC);
-    lntk_setfuncs(L, ctx_idx, analytic_meta);
-    lua_newtable(L);
-    lntk_setfuncs(L, ctx_idx, analytic_methods);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -3, "__index");
-    lua_setfield(L, -3, "Analytic");
-    lua_pop(L, 1);
+    lntk_addmethods(L, ctx_idx, "Net", net_methods);
+    lntk_newclass(L, ctx_idx, LNTK_ANALYTIC, "Analytic", analytic_meta, analytic_methods);
 }

@@ -578,38 +578,12 @@ static const char *const kernel_keys[] = {"distributed", "mode", "normalize", "m
 static void kernel_opts(lua_State *L, int idx, ntk_kernel_opts *o, size_t *block, int *p,
                         int *q)
 {
-    ntk_kernel_opts_init(o);
+    lntk_kernel_opts(L, idx, kernel_keys, 2,
+                     "mode must be 'full' or 'trace' for a distributed kernel", o);
     *block = 0;
     *p = *q = 0;
     if (!idx) return;
-    lntk_checkoptions(L, idx, kernel_keys);
     lntk_optboolean(L, idx, "distributed", 1); /* implied here; a boolean if given */
-    const char *mode = lntk_optstring(L, idx, "mode", "full");
-    if (strcmp(mode, "full") == 0) o->mode = NTK_MODE_FULL;
-    else if (strcmp(mode, "trace") == 0) o->mode = NTK_MODE_TRACE;
-    else
-        luaL_argerror(L, idx, lua_pushfstring(L, "mode must be 'full' or 'trace' for a "
-                                                 "distributed kernel, got '%s'",
-                                              mode));
-    const char *method = lntk_optstring(L, idx, "method", "auto");
-    if (strcmp(method, "auto") == 0) o->method = NTK_METHOD_AUTO;
-    else if (strcmp(method, "jacobian") == 0) o->method = NTK_METHOD_JACOBIAN;
-    else if (strcmp(method, "structured") == 0) o->method = NTK_METHOD_STRUCTURED;
-    else
-        luaL_argerror(L, idx, lua_pushfstring(L, "method must be auto, jacobian or structured, "
-                                                 "got '%s'",
-                                              method));
-    const char *norm = lntk_optstring(L, idx, "normalize", "sum");
-    if (strcmp(norm, "mean") == 0) o->normalize_mean = 1;
-    else if (strcmp(norm, "sum") != 0)
-        luaL_argerror(L, idx, lua_pushfstring(L, "normalize must be 'sum' or 'mean', got '%s'",
-                                              norm));
-    lua_Integer mem = lntk_optinteger(L, idx, "memory", 0);
-    if (mem < 0) luaL_argerror(L, idx, "memory must be a positive number of bytes");
-    o->memory = (size_t)mem;
-    lua_Integer chunk = lntk_optinteger(L, idx, "chunk", 0);
-    if (chunk < 0) luaL_argerror(L, idx, "chunk must be a positive number of samples");
-    o->chunk = (size_t)chunk;
     lua_Integer b = lntk_optinteger(L, idx, "block", 0);
     if (b < 0 || b > INT32_MAX)
         luaL_argerror(L, idx, "block must be a positive number of samples per block");
@@ -624,35 +598,12 @@ static void progress_begin(lua_State *L, lntk_progress *p, int idx)
     if (mpi_rank() != 0) p->enabled = 0;
 }
 
-static lntk_matrix *checkinput(lua_State *L, int idx, ntk_net *net, const char *what)
-{
-    lntk_matrix *x = lntk_checkmatrix(L, idx);
-    size_t n = ntk_net_input_dim(net);
-    if (x->cols != n)
-        luaL_argerror(L, idx, lua_pushfstring(L, "%s must be N x %I (one sample per row), got "
-                                                 "%Ix%I",
-                                              what, (lua_Integer)n, (lua_Integer)x->rows,
-                                              (lua_Integer)x->cols));
-    return lntk_checkfinite(L, idx, what);
-}
-
 /* (net, X1 [, X2] [, opts]) -> ntk.DistMatrix */
 static int dist_ntk(lua_State *L)
 {
     ntk_net *net = lntk_checknet(L, 1);
-    lntk_matrix *x1 = checkinput(L, 2, net, "X1"), *x2 = NULL;
-    int oi = 0;
-    if (lntk_testmatrix(L, 3)) {
-        x2 = checkinput(L, 3, net, "X2");
-        if (!lua_isnoneornil(L, 4)) oi = 4;
-    } else if (lua_istable(L, 3)) {
-        oi = 3;
-    } else if (lua_isnil(L, 3) && !lua_isnoneornil(L, 4)) {
-        oi = 4;
-    } else if (!lua_isnoneornil(L, 3)) {
-        luaL_typeerror(L, 3, "ntk.Matrix (X2) or options table");
-    }
-    if (oi) luaL_checktype(L, oi, LUA_TTABLE);
+    lntk_matrix *x1, *x2;
+    int oi = lntk_kernel_args(L, ntk_net_input_dim(net), &x1, &x2);
     ntk_kernel_opts o;
     size_t block;
     int p, q;
@@ -1107,8 +1058,8 @@ static int l_predict(lua_State *L)
 {
     ensure_mpi(L);
     ntk_net *net = lntk_checknet(L, 1);
-    lntk_matrix *xt = checkinput(L, 2, net, "Xtest");
-    lntk_matrix *xr = checkinput(L, 3, net, "Xtrain");
+    lntk_matrix *xt = lntk_checkinput(L, 2, ntk_net_input_dim(net), "Xtest");
+    lntk_matrix *xr = lntk_checkinput(L, 3, ntk_net_input_dim(net), "Xtrain");
     lntk_matrix *alpha = lntk_checkfinite(L, 4, "alpha");
     int oi = lua_isnoneornil(L, 5) ? 0 : 5;
     if (oi) luaL_checktype(L, oi, LUA_TTABLE);
@@ -1206,14 +1157,7 @@ void lntk_open_mpi(lua_State *L, int ctx_idx)
     lua_pushboolean(L, 1);
     lua_setfield(L, -2, "available");
 
-    luaL_newmetatable(L, LDIST);
-    lntk_setfuncs(L, ctx_idx, metamethods);
-    lua_newtable(L);
-    lntk_setfuncs(L, ctx_idx, methods);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -3, "__index");
-    lua_setfield(L, -3, "DistMatrix");
-    lua_pop(L, 1);
+    lntk_newclass(L, ctx_idx, LDIST, "DistMatrix", metamethods, methods);
     lua_setfield(L, -2, "mpi");
 
     /* net:ntk gains the distributed option. */

@@ -5,20 +5,10 @@
 #include <lapacke.h>
 #include <string.h>
 
-#include "check.h"
-#include "ntk.h"
+#include "testutil.h"
 
 static ntk_ctx *ctx;
 static const double PI = 3.14159265358979323846;
-
-static double *randn(size_t n, uint64_t seed)
-{
-    double *p = malloc((n ? n : 1) * sizeof *p);
-    ntk_rng r;
-    ntk_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) p[i] = ntk_rng_normal(&r);
-    return p;
-}
 
 static ntk_status expect(ntk_act act, double q1, double q2, double c, size_t points,
                          int force, double *e, double *ed)

@@ -2,19 +2,9 @@
  * matrix-free NTK products and spectra against kernels formed explicitly. */
 #include <string.h>
 
-#include "check.h"
-#include "ntk.h"
+#include "testutil.h"
 
 static ntk_ctx *ctx;
-
-static double *randn(size_t n, uint64_t seed)
-{
-    double *p = malloc((n ? n : 1) * sizeof *p);
-    ntk_rng r;
-    ntk_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) p[i] = ntk_rng_normal(&r);
-    return p;
-}
 
 /* The operator Q diag(d) Q^T applied without forming it: Q is a product of
  * Householder reflections, applied vector by vector. */
@@ -56,12 +46,6 @@ static ntk_status apply(void *ud, ntk_ctx *c, const double *v, size_t ldv, doubl
     }
     free(x);
     return NTK_OK;
-}
-
-static int cmp_desc(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x < y) - (x > y);
 }
 
 /* Run ntk_eigs on diag(d) rotated, check values against d (relative to the
@@ -149,13 +133,7 @@ static void test_constructed(void)
 static void test_eigs_matrix_and_errors(void)
 {
     size_t n = 120, base = ntk_ctx_bytes_in_use(ctx);
-    double *g = randn(n * 40, 3), *a = malloc(n * n * sizeof *a);
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n; j++) {
-            double s = 0;
-            for (size_t t = 0; t < 40; t++) s += g[i * 40 + t] * g[j * 40 + t];
-            a[i * n + j] = s;
-        }
+    double *a = gram(n, 40, 0, 3);
     ntk_mat A = {n, n, a};
     double full[120], w[6], r[6];
     ntk_mat F = {n, 1, full}, W = {6, 1, w}, R = {6, 1, r};
@@ -233,39 +211,17 @@ static void test_eigs_matrix_and_errors(void)
     CHECK_STATUS(ntk_eigs(ctx, 300, apply, &s, 6, NULL, &W, NULL, NULL, NULL), NTK_ERR_IO);
     CHECK(ntk_ctx_bytes_in_use(ctx) == base);
     free(s.u);
-    free(g);
     free(a);
 }
 
 static int stop_after;
-static int stop_hook(void *ud, const char *task, double done, double total)
-{
-    (void)ud;
-    (void)task;
-    (void)done;
-    (void)total;
-    return stop_after-- <= 0;
-}
 
 /* ---- the matrix-free NTK ---- */
 
 static ntk_net *make(const size_t *sizes, size_t depth, ntk_act act, ntk_param param,
                      uint64_t seed)
 {
-    ntk_act acts[16];
-    for (size_t k = 0; k < 16; k++) acts[k] = act;
-    ntk_mlp_spec spec;
-    ntk_mlp_spec_init(&spec);
-    spec.depth = depth;
-    spec.sizes = sizes;
-    spec.acts = acts;
-    spec.param = param;
-    spec.weight_std = 1.3;
-    spec.bias_std = 0.4;
-    spec.seed = seed;
-    ntk_net *net = NULL;
-    CHECK_STATUS(ntk_mlp_create(ctx, &spec, &net), NTK_OK);
-    return net;
+    return mlp(ctx, sizes, depth, act, param, 1.3, 0.4, seed);
 }
 
 /* K V with K = J J^T from the library's Jacobian, by loops. */
@@ -362,7 +318,7 @@ static void test_matvec_errors(void)
     /* interruption at every report point frees everything */
     for (int after = 0; after < 4; after++) {
         stop_after = after;
-        ntk_ctx_set_progress(ctx, stop_hook, NULL);
+        ntk_ctx_set_progress(ctx, countdown_hook, &stop_after);
         CHECK_STATUS(ntk_net_ntk_matvec(ctx, net, &X, &V, 1, &O), NTK_ERR_INTERRUPTED);
         CHECK(ntk_ctx_bytes_in_use(ctx) == base);
     }
@@ -417,7 +373,7 @@ static void test_ntk_eigs(void)
     /* interruption inside the solver */
     size_t base = ntk_ctx_bytes_in_use(ctx);
     stop_after = 2;
-    ntk_ctx_set_progress(ctx, stop_hook, NULL);
+    ntk_ctx_set_progress(ctx, countdown_hook, &stop_after);
     CHECK_STATUS(ntk_net_ntk_eigs(ctx, net, &X, 4, NULL, &W, NULL, NULL, NULL),
                  NTK_ERR_INTERRUPTED);
     CHECK(strstr(ntk_ctx_error(ctx), "interrupted during eigs") != NULL);

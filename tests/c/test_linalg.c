@@ -4,19 +4,9 @@
  * ODE, all written here independently of the library. */
 #include <string.h>
 
-#include "check.h"
-#include "ntk.h"
+#include "testutil.h"
 
 static ntk_ctx *ctx;
-
-static double *randn(size_t n, uint64_t seed)
-{
-    double *p = malloc((n ? n : 1) * sizeof *p);
-    ntk_rng r;
-    ntk_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) p[i] = ntk_rng_normal(&r);
-    return p;
-}
 
 /* C = A B for row-major A (n x k), B (k x m), by loops. */
 static void matmul(const double *a, const double *b, double *c, size_t n, size_t k,
@@ -64,12 +54,6 @@ static double *constructed(size_t n, const double *d, uint64_t seed)
         }
     free(q);
     return a;
-}
-
-static int cmp_desc(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x < y) - (x > y);
 }
 
 /* Max |V^T V - I| and max |A v_j - l_j v_j| / max|l| for n x k vectors. */
@@ -241,15 +225,6 @@ static void test_eigh_errors(void)
     CHECK(ntk_ctx_bytes_in_use(ctx) == base);
 }
 
-static int stop_hook(void *ud, const char *task, double done, double total)
-{
-    (void)task;
-    (void)done;
-    (void)total;
-    int *left = ud;
-    return (*left)-- <= 0;
-}
-
 static void test_interrupt(void)
 {
     size_t base = ntk_ctx_bytes_in_use(ctx);
@@ -260,32 +235,13 @@ static void test_interrupt(void)
     ntk_mat A = {n, n, a}, W = {n, 1, w}, V = {n, n, v};
     for (int after = 0; after < 2; after++) {
         int left = after;
-        ntk_ctx_set_progress(ctx, stop_hook, &left);
+        ntk_ctx_set_progress(ctx, countdown_hook, &left);
         CHECK_STATUS(ntk_eigh(ctx, &A, NULL, &W, &V), NTK_ERR_INTERRUPTED);
         CHECK(strstr(ntk_ctx_error(ctx), "interrupted during eigh") != NULL);
         CHECK(ntk_ctx_bytes_in_use(ctx) == base);
     }
     ntk_ctx_set_progress(ctx, NULL, NULL);
     free(a);
-}
-
-/* An allocator that fails after a set number of allocations. */
-typedef struct {
-    long left, live;
-} fail_alloc;
-
-static void *failing(void *ud, void *ptr, size_t old_size, size_t new_size)
-{
-    fail_alloc *f = ud;
-    (void)old_size;
-    if (new_size == 0) {
-        if (ptr) f->live--;
-        free(ptr);
-        return NULL;
-    }
-    if (f->left-- <= 0) return NULL;
-    if (!ptr) f->live++;
-    return realloc(ptr, new_size);
 }
 
 static void test_alloc_failure(void)
@@ -444,13 +400,7 @@ static void test_alignment(void)
     CHECK_NEAR(al, 1 / sqrt((double)n), 1e-14);
     /* The block layout (N = 4 samples, m = 3) against explicit formulas,
      * with and without centring. */
-    double *g = randn(n * 5, 3), *kk = malloc(n * n * sizeof *kk);
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n; j++) {
-            double s = 0;
-            for (size_t t = 0; t < 5; t++) s += g[i * 5 + t] * g[j * 5 + t];
-            kk[i * n + j] = s;
-        }
+    double *kk = gram(n, 5, 0, 3);
     ntk_mat KK = {n, n, kk}, YB = {4, 3, y};
     double num = 0;
     for (size_t i = 0; i < n; i++)
@@ -511,7 +461,6 @@ static void test_alignment(void)
     for (size_t i = 0; i < n; i++) zero[i] = 2;
     CHECK_STATUS(ntk_alignment(ctx, &KK, &Z, 1, &al), NTK_ERR_INVALID);
     CHECK_STATUS(ntk_alignment(ctx, &KK, &Ybad, 0, &al), NTK_ERR_SHAPE);
-    free(g);
     free(kk);
     free(kc);
     free(ycyc);
@@ -552,20 +501,6 @@ static void gauss_solve(const double *a0, const double *b0, size_t n, size_t c, 
         }
     free(a);
     free(b);
-}
-
-/* A G G^T + shift I kernel (n x n) of rank r (plus shift). */
-static double *gram(size_t n, size_t r, double shift, uint64_t seed)
-{
-    double *g = randn(n * r, seed), *k = malloc(n * n * sizeof *k);
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n; j++) {
-            double s = i == j ? shift : 0;
-            for (size_t t = 0; t < r; t++) s += g[i * r + t] * g[j * r + t];
-            k[i * n + j] = s;
-        }
-    free(g);
-    return k;
 }
 
 static void test_regression(void)

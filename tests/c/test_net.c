@@ -2,37 +2,14 @@
  * differences, explicit products and hand-sized cases. */
 #include <string.h>
 
-#include "check.h"
-#include "ntk.h"
+#include "testutil.h"
 
 static ntk_ctx *ctx;
-
-static double *randn(size_t n, uint64_t seed)
-{
-    double *p = malloc(n * sizeof *p);
-    ntk_rng r;
-    ntk_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) p[i] = ntk_rng_normal(&r);
-    return p;
-}
 
 static ntk_net *make(const size_t *sizes, size_t depth, ntk_act act, ntk_param param,
                      uint64_t seed)
 {
-    ntk_act acts[16];
-    for (size_t k = 0; k < 16; k++) acts[k] = act;
-    ntk_mlp_spec spec;
-    ntk_mlp_spec_init(&spec);
-    spec.depth = depth;
-    spec.sizes = sizes;
-    spec.acts = acts;
-    spec.param = param;
-    spec.weight_std = 1.4;
-    spec.bias_std = 0.3;
-    spec.seed = seed;
-    ntk_net *net = NULL;
-    CHECK_STATUS(ntk_mlp_create(ctx, &spec, &net), NTK_OK);
-    return net;
+    return mlp(ctx, sizes, depth, act, param, 1.4, 0.3, seed);
 }
 
 static void test_layout_and_forward(void)
@@ -322,14 +299,6 @@ static void test_errors(void)
 }
 
 static int cancel_after;
-static int cancel_hook(void *ud, const char *task, double done, double total)
-{
-    (void)ud;
-    (void)task;
-    (void)done;
-    (void)total;
-    return cancel_after-- <= 0;
-}
 
 static void test_cancel(void)
 {
@@ -347,7 +316,7 @@ static void test_cancel(void)
     size_t before = ntk_ctx_bytes_in_use(ctx);
     for (int after = 0; after < 4; after++) {
         cancel_after = after;
-        ntk_ctx_set_progress(ctx, cancel_hook, NULL);
+        ntk_ctx_set_progress(ctx, countdown_hook, &cancel_after);
         CHECK_STATUS(ntk_net_ntk(ctx, net, &x, NULL, &o, &vk), NTK_ERR_INTERRUPTED);
         CHECK(strstr(ntk_ctx_error(ctx), "interrupted") != NULL);
         CHECK(ntk_ctx_bytes_in_use(ctx) == before);
@@ -356,26 +325,6 @@ static void test_cancel(void)
     CHECK_STATUS(ntk_net_ntk(ctx, net, &x, NULL, &o, &vk), NTK_OK);
     free(xd);
     ntk_net_destroy(ctx, net);
-}
-
-/* An allocator that fails after a set number of allocations. */
-typedef struct {
-    long left;
-    long live;
-} fail_alloc;
-
-static void *failing(void *ud, void *ptr, size_t old_size, size_t new_size)
-{
-    fail_alloc *f = ud;
-    (void)old_size;
-    if (new_size == 0) {
-        if (ptr) f->live--;
-        free(ptr);
-        return NULL;
-    }
-    if (f->left-- <= 0) return NULL;
-    if (!ptr) f->live++;
-    return realloc(ptr, new_size);
 }
 
 static void test_alloc_failure(void)

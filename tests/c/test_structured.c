@@ -4,43 +4,14 @@
  * allocation failures. */
 #include <string.h>
 
-#include "check.h"
-#include "ntk.h"
+#include "testutil.h"
 
 static ntk_ctx *ctx;
-
-static double *randn(size_t n, uint64_t seed)
-{
-    double *p = malloc((n ? n : 1) * sizeof *p);
-    ntk_rng r;
-    ntk_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) p[i] = ntk_rng_normal(&r);
-    return p;
-}
-
-static ntk_net *make_in(ntk_ctx *c, const size_t *sizes, size_t depth, ntk_act act,
-                        ntk_param param, uint64_t seed)
-{
-    ntk_act acts[16];
-    for (size_t k = 0; k < 16; k++) acts[k] = act;
-    ntk_mlp_spec spec;
-    ntk_mlp_spec_init(&spec);
-    spec.depth = depth;
-    spec.sizes = sizes;
-    spec.acts = acts;
-    spec.param = param;
-    spec.weight_std = 1.3;
-    spec.bias_std = 0.4;
-    spec.seed = seed;
-    ntk_net *net = NULL;
-    CHECK_STATUS(ntk_mlp_create(c, &spec, &net), NTK_OK);
-    return net;
-}
 
 static ntk_net *make(const size_t *sizes, size_t depth, ntk_act act, ntk_param param,
                      uint64_t seed)
 {
-    return make_in(ctx, sizes, depth, act, param, seed);
+    return mlp(ctx, sizes, depth, act, param, 1.3, 0.4, seed);
 }
 
 static ntk_kernel_opts opts(ntk_mode mode, ntk_method method)
@@ -404,7 +375,7 @@ static void test_memory_and_plan(void)
     ntk_ctx_set_threads(c, 2);
     ntk_ctx_set_log(c, log_hook, NULL);
     size_t sizes[] = {20, 30, 25, 4};
-    ntk_net *net = make_in(c, sizes, 3, NTK_ACT_GELU, NTK_PARAM_NTK, 5);
+    ntk_net *net = mlp(c, sizes, 3, NTK_ACT_GELU, NTK_PARAM_NTK, 1.3, 0.4, 5);
     size_t N = 40, N2 = 17;
     double *x1d = randn(N * 20, 1), *x2d = randn(N2 * 20, 2);
     ntk_mat x1 = {N, 20, x1d}, x2 = {N2, 20, x2d};
@@ -481,13 +452,6 @@ static void test_memory_and_plan(void)
 }
 
 static int cancel_after;
-static int cancel_hook(void *ud, const char *task, double done, double total)
-{
-    (void)ud;
-    (void)task;
-    CHECK(done >= 0 && done <= total);
-    return cancel_after-- <= 0;
-}
 
 /* Cancelled at every progress report: interrupted, nothing held. */
 static void test_cancel(void)
@@ -510,7 +474,7 @@ static void test_cancel(void)
         int interrupted = 0;
         for (int after = 0; after < 100; after++) {
             cancel_after = after;
-            ntk_ctx_set_progress(ctx, cancel_hook, NULL);
+            ntk_ctx_set_progress(ctx, countdown_hook, &cancel_after);
             ntk_status st = ntk_net_ntk(ctx, net, &x, NULL, &o, out);
             CHECK(ntk_ctx_bytes_in_use(ctx) == before);
             if (st == NTK_OK) break;
@@ -538,7 +502,7 @@ static void test_alloc_failure(void)
         counter cnt = {0, 0, -1, 0};
         ntk_ctx *c;
         CHECK_STATUS(ntk_ctx_create_with(&c, counting, &cnt), NTK_OK);
-        ntk_net *net = make_in(c, sizes, 3, NTK_ACT_TANH, NTK_PARAM_NTK, 2);
+        ntk_net *net = mlp(c, sizes, 3, NTK_ACT_TANH, NTK_PARAM_NTK, 1.3, 0.4, 2);
         ntk_kernel_opts o = opts(NTK_MODE_FULL, NTK_METHOD_STRUCTURED);
         o.chunk = 2;
         if (budget == 0) CHECK_STATUS(ntk_net_ntk(c, net, &x, NULL, &o, &(ntk_mat){8, 8, kref}), NTK_OK);

@@ -2,37 +2,14 @@
  * against hand computations, finite differences and the Jacobian. */
 #include <string.h>
 
-#include "check.h"
-#include "ntk.h"
+#include "testutil.h"
 
 static ntk_ctx *ctx;
-
-static double *randn(size_t n, uint64_t seed)
-{
-    double *p = malloc((n ? n : 1) * sizeof *p);
-    ntk_rng r;
-    ntk_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) p[i] = ntk_rng_normal(&r);
-    return p;
-}
 
 static ntk_net *make(const size_t *sizes, size_t depth, ntk_act act, ntk_param param,
                      uint64_t seed)
 {
-    ntk_act acts[16];
-    for (size_t k = 0; k < 16; k++) acts[k] = act;
-    ntk_mlp_spec spec;
-    ntk_mlp_spec_init(&spec);
-    spec.depth = depth;
-    spec.sizes = sizes;
-    spec.acts = acts;
-    spec.param = param;
-    spec.weight_std = 1.3;
-    spec.bias_std = 0.4;
-    spec.seed = seed;
-    ntk_net *net = NULL;
-    CHECK_STATUS(ntk_mlp_create(ctx, &spec, &net), NTK_OK);
-    return net;
+    return mlp(ctx, sizes, depth, act, param, 1.3, 0.4, seed);
 }
 
 static double *copy_params(const ntk_net *net)

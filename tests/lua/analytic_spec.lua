@@ -8,13 +8,7 @@ local H = require "helpers"
 local root = os.getenv("NTK_SOURCE_DIR") or "."
 local ref = dofile(root .. "/tests/fixtures/train_reference.lua")
 
-local function inputs(n, d, shift)
-  local x = ntk.matrix(n, d)
-  for i = 1, n do
-    for j = 1, d do x:set(i, j, math.cos(1.3 * i + 0.7 * j + shift)) end
-  end
-  return x
-end
+local inputs = H.inputs
 
 local function sizes_of(n0, width, depth, m)
   local s = {n0}

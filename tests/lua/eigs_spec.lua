@@ -7,27 +7,9 @@ local H = require "helpers"
 local root = os.getenv("NTK_SOURCE_DIR") or "."
 local ref = dofile(root .. "/tests/fixtures/linalg_reference.lua")
 
-local function theta_for(P)
-  local t = ntk.matrix(P, 1)
-  for k = 1, P do t:set(k, 1, 0.5 * math.sin(0.7 * k + 0.3)) end
-  return t
-end
+local inputs = H.inputs
 
-local function inputs(n, d, shift)
-  local x = ntk.matrix(n, d)
-  for i = 1, n do
-    for j = 1, d do x:set(i, j, math.cos(1.3 * i + 0.7 * j + shift)) end
-  end
-  return x
-end
-
-local function ref_net()
-  local r = ref.net
-  local net = ntk.mlp{sizes = r.sizes, activation = r.activation,
-                      weight_std = r.weight_std, bias_std = r.bias_std}
-  net:set_params(theta_for(r.num_params))
-  return net
-end
+local function ref_net() return H.fixture_net(ref.net) end
 
 describe("net:ntk_matvec", function()
   it("equals K V for PyTorch's kernel", function()
@@ -219,12 +201,7 @@ end)
 
 describe("examples/top_eigenvalues.lua", function()
   local build = os.getenv("NTK_BUILD_DIR") or (root .. "/build")
-  local function exists(p)
-    local f = io.open(p, "rb")
-    if f then f:close() end
-    return f ~= nil
-  end
-
+  local exists = H.exists
   it("runs end to end on small sizes and writes its plot", function()
     if not exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") then
       return pending("needs the Debian package dataset-fashion-mnist (scripts/setup installs it)")

@@ -1,21 +1,13 @@
 -- Every example runs end to end through the ntk program on small sizes,
--- prints its report and writes SVG files that parse. An example that needs
--- parts of ntk not in this build is pending, naming what it waits for.
-local ntk = require "ntk"
+-- prints its report and writes SVG files that parse. An example that reads
+-- Fashion-MNIST is pending where the dataset is not installed.
+local H = require "helpers"
 
 local root = os.getenv("NTK_SOURCE_DIR") or "."
 local build = os.getenv("NTK_BUILD_DIR") or (root .. "/build")
 local program = build .. "/bin/ntk"
 
-local function read(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local shell_quote = H.shell_quote
 
 -- Run an example in a fresh directory; returns exit code, output, directory.
 local function run_example(name, args)
@@ -32,56 +24,27 @@ local function run_example(name, args)
   return code, out:gsub("EXIT:%d+%s*$", ""), dir
 end
 
-local function xmllint_ok(p)
-  local ok = os.execute("xmllint --noout " .. shell_quote(p) .. " 2>/dev/null")
-  return ok == true or ok == 0
-end
-
--- The example's own list of what it needs beyond the foundation.
-local function needs_of(name)
-  local src = assert(read(root .. "/examples/" .. name))
-  local list = src:match("local NEEDS = (%b{})")
-  if not list then return {} end
-  return assert(load("return " .. list))()
-end
-
-local function missing(needs)
-  local out = {}
-  for _, name in ipairs(needs) do
-    local v = ntk
-    for part in name:gmatch("[^.]+") do v = type(v) == "table" and v[part] or nil end
-    if v == nil then out[#out + 1] = "ntk." .. name end
-  end
-  return out
-end
-
 local function fashion_mnist_installed()
-  return read("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") ~= nil
+  return H.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 end
 
--- pending() with the reason, or nil when the example can run.
-local function wait_reason(name, needs)
-  local gaps = missing(needs or needs_of(name))
-  if #gaps > 0 then
-    return name .. " waits for " .. table.concat(gaps, ", ") .. " (not merged into this branch yet)"
-  end
-  for _, n in ipairs(needs or needs_of(name)) do
-    if n == "datasets.fashion_mnist" and not fashion_mnist_installed() then
-      return name .. " needs the Debian package dataset-fashion-mnist (scripts/setup installs it)"
-    end
+-- pending() with the reason when the data an example reads is not installed.
+local function wait_reason(name)
+  if not fashion_mnist_installed() then
+    return name .. " needs the Debian package dataset-fashion-mnist (scripts/setup installs it)"
   end
 end
 
 local function svg_ok(dir, file)
   local p = dir .. "/" .. file
-  assert.is_truthy(read(p), file .. " was not written")
-  assert.is_true(xmllint_ok(p), file .. " does not parse")
-  return read(p)
+  assert.is_true(H.exists(p), file .. " was not written")
+  assert.is_true(H.xmllint_ok(p), file .. " does not parse")
+  return H.read(p)
 end
 
 describe("examples", function()
   it("the program exists", function()
-    assert.is_truthy(read(program), "build/bin/ntk missing")
+    assert.is_true(H.exists(program), "build/bin/ntk missing")
   end)
 
   it("quickstart.lua reports the kernel and its spectrum and writes two plots", function()
@@ -149,11 +112,23 @@ describe("examples", function()
   end)
 
   it("per_output_blocks.lua runs on Fashion-MNIST", function()
-    local why = wait_reason("per_output_blocks.lua", {"datasets.fashion_mnist"})
+    local why = wait_reason("per_output_blocks.lua")
     if why then return pending(why) end
     local code, out = run_example("per_output_blocks.lua", {"n=4", "widths=8", "seeds=1", "out=."})
     assert.equal(0, code, out)
     assert.matches("Fashion%-MNIST inputs", out)
+  end)
+
+  it("load_numpy_weights.lua reproduces numpy's forward pass from saved weights", function()
+    local code, out = run_example("load_numpy_weights.lua", {root .. "/tests/fixtures/data/weights"})
+    assert.equal(0, code, out)
+    assert.matches("MLP 4 %-> 6 %(tanh%) %-> 5 %(tanh%) %-> 3", out)
+    local diff = tonumber(out:match("max relative difference between ntk and numpy: ([%d.e+-]+)"))
+    assert.is_true(diff ~= nil and diff <= 1e-13, out)
+    assert.matches("ntk's forward pass matches numpy's", out, 1, true)
+    code, out = run_example("load_numpy_weights.lua", {"/nonexistent"})
+    assert.equal(1, code)
+    assert.matches("no W1.npy in /nonexistent", out, 1, true)
   end)
 
   it("repl_tour.md: its transcripts replay through the session", function()

@@ -2,6 +2,7 @@
 -- against numpy-written fixtures (scripts/make_fixtures.py), numpy itself
 -- at run time, hand-built files and every kind of broken file.
 local ntk = require "ntk"
+local H = require "helpers"
 
 local DATA = "tests/fixtures/data/"
 local EXPECTED = dofile(DATA .. "expected.lua")
@@ -21,12 +22,7 @@ local function write(path, bytes)
   return path
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = H.read
 
 -- Bitwise equality with the fixture's values (0x1p-1074 would show).
 local function same_bits(M, name)

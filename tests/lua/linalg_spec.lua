@@ -8,26 +8,11 @@ local H = require "helpers"
 local root = os.getenv("NTK_SOURCE_DIR") or "."
 local ref = dofile(root .. "/tests/fixtures/linalg_reference.lua")
 
-local function theta_for(P)
-  local t = ntk.matrix(P, 1)
-  for k = 1, P do t:set(k, 1, 0.5 * math.sin(0.7 * k + 0.3)) end
-  return t
-end
-
-local function inputs(n, d, shift)
-  local x = ntk.matrix(n, d)
-  for i = 1, n do
-    for j = 1, d do x:set(i, j, math.cos(1.3 * i + 0.7 * j + shift)) end
-  end
-  return x
-end
+local inputs = H.inputs
 
 local function ref_net()
   local r = ref.net
-  local net = ntk.mlp{sizes = r.sizes, activation = r.activation,
-                      weight_std = r.weight_std, bias_std = r.bias_std}
-  net:set_params(theta_for(r.num_params))
-  return net, inputs(r.n1, 3, 0), inputs(r.n2, 3, 0.25)
+  return H.fixture_net(r), inputs(r.n1, 3, 0), inputs(r.n2, 3, 0.25)
 end
 
 --- Q D Q^T with Q orthogonal (Gram-Schmidt of a fixed random matrix, in Lua).

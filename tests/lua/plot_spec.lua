@@ -1,23 +1,14 @@
 -- ntk.plot: SVG files that parse (xmllint), hold the expected elements, and
 -- put points where independent arithmetic says they belong; text charts.
 local ntk = require "ntk"
+local H = require "helpers"
 
 local tmp = os.tmpname()
 os.remove(tmp)
 assert(os.execute("mkdir -p " .. tmp))
 local function path(name) return tmp .. "/" .. name end
 
-local function read(p)
-  local f = assert(io.open(p, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function xmllint_ok(p)
-  local ok = os.execute("xmllint --noout '" .. p .. "' 2>/dev/null")
-  return ok == true or ok == 0
-end
+local read, xmllint_ok = H.read, H.xmllint_ok
 
 local function count(s, pat)
   local n = 0

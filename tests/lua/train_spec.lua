@@ -8,19 +8,7 @@ local H = require "helpers"
 local root = os.getenv("NTK_SOURCE_DIR") or "."
 local ref = dofile(root .. "/tests/fixtures/train_reference.lua")
 
-local function theta_for(P)
-  local t = ntk.matrix(P, 1)
-  for k = 1, P do t:set(k, 1, 0.5 * math.sin(0.7 * k + 0.3)) end
-  return t
-end
-
-local function inputs(n, d, shift)
-  local x = ntk.matrix(n, d)
-  for i = 1, n do
-    for j = 1, d do x:set(i, j, math.cos(1.3 * i + 0.7 * j + shift)) end
-  end
-  return x
-end
+local inputs = H.inputs
 
 -- Central differences of net:loss over every parameter.
 local function fd_grad(net, X, Y, loss)
@@ -98,10 +86,7 @@ describe("losses and gradients", function()
 
   it("agree with PyTorch autograd", function()
     for _, c in ipairs(ref.train) do
-      local net = ntk.mlp{sizes = c.sizes, activation = c.activation,
-                          parameterization = c.parameterization,
-                          weight_std = c.weight_std, bias_std = c.bias_std}
-      net:set_params(theta_for(c.num_params))
+      local net = H.fixture_net(c)
       local X = inputs(c.n, c.sizes[1], 0)
       local loss = c.kind == "mse" and "mse" or "cross_entropy"
       local g, l = net:grad(X, ntk.matrix(c.Y), loss)
@@ -147,10 +132,7 @@ describe("net:train", function()
       local X = inputs(c.n, c.sizes[1], 0)
       local Y = ntk.matrix(c.Y)
       for _, run in ipairs(c.runs) do
-        local net = ntk.mlp{sizes = c.sizes, activation = c.activation,
-                            parameterization = c.parameterization,
-                            weight_std = c.weight_std, bias_std = c.bias_std}
-        net:set_params(theta_for(c.num_params))
+        local net = H.fixture_net(c)
         local opts = {X = X, Y = Y, loss = c.kind == "mse" and "mse" or "cross_entropy"}
         for k, v in pairs(run.opts) do opts[k] = v end
         local hist = net:train(opts)

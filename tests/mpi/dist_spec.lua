@@ -11,19 +11,7 @@ local build = os.getenv("NTK_BUILD_DIR") or "."
 local cases = dofile(root .. "/tests/fixtures/mpi_reference.lua")
 local rank, size = mpi.rank(), mpi.size()
 
-local function theta_for(P)
-  local t = ntk.matrix(P, 1)
-  for k = 1, P do t:set(k, 1, 0.5 * math.sin(0.7 * k + 0.3)) end
-  return t
-end
-
-local function inputs(n, d, shift)
-  local x = ntk.matrix(n, d)
-  for i = 1, n do
-    for j = 1, d do x:set(i, j, math.cos(1.3 * i + 0.7 * j + shift)) end
-  end
-  return x
-end
+local inputs = H.inputs
 
 local function targets(n, m)
   local y = ntk.matrix(n, m)
@@ -34,10 +22,7 @@ local function targets(n, m)
 end
 
 local function setup(c)
-  local net = ntk.mlp{sizes = c.sizes, activation = c.activation,
-                      parameterization = c.parameterization,
-                      weight_std = c.weight_std, bias_std = c.bias_std}
-  net:set_params(theta_for(net:num_params()))
+  local net = H.fixture_net(c)
   return net, inputs(c.n, c.sizes[1], 0), inputs(c.ntest, c.sizes[1], 0.25),
          targets(c.n, c.sizes[#c.sizes])
 end
@@ -63,6 +48,22 @@ local function read_npy(path)
     end
   end
   return M, header, hlen
+end
+
+-- An n x n orthogonal matrix: Gram-Schmidt, in plain Lua, of ntk.randn(n, n, seed).
+local function orthogonal(n, seed)
+  local A = ntk.randn(n, n, seed)
+  local Q = ntk.matrix(n, n)
+  for j = 1, n do
+    local v = A:col(j)
+    for k = 1, j - 1 do
+      local q = Q:col(k)
+      v = v - q * (q:T():mm(v)):get(1, 1)
+    end
+    v = v / v:norm()
+    for i = 1, n do Q:set(i, j, v:get(i, 1)) end
+  end
+  return Q
 end
 
 local function diag(v)
@@ -296,18 +297,7 @@ end)
 describe("distributed linear algebra on constructed matrices", function()
   it("finds the eigenvalues of Q D Q^T", function()
     local n = 23
-    local A = ntk.randn(n, n, 11)
-    -- Q from Gram-Schmidt in plain Lua: an orthogonal matrix.
-    local Q = ntk.matrix(n, n)
-    for j = 1, n do
-      local v = A:col(j)
-      for k = 1, j - 1 do
-        local q = Q:col(k)
-        v = v - q * (q:T():mm(v)):get(1, 1)
-      end
-      v = v / v:norm()
-      for i = 1, n do Q:set(i, j, v:get(i, 1)) end
-    end
+    local Q = orthogonal(n, 11)
     local d = ntk.matrix(n, 1)
     for i = 1, n do d:set(i, 1, (i % 2 == 0 and -1 or 1) * i * 0.5) end
     local M = Q:mm(diag(d)):mm(Q:T())
@@ -331,17 +321,7 @@ describe("distributed linear algebra on constructed matrices", function()
 
   it("solves an indefinite matrix with jitter, or says why not", function()
     local n = 12
-    local A = ntk.randn(n, n, 21)
-    local Q = ntk.matrix(n, n)
-    for j = 1, n do
-      local v = A:col(j)
-      for k = 1, j - 1 do
-        local q = Q:col(k)
-        v = v - q * (q:T():mm(v)):get(1, 1)
-      end
-      v = v / v:norm()
-      for i = 1, n do Q:set(i, j, v:get(i, 1)) end
-    end
+    local Q = orthogonal(n, 21)
     local function sym(d)
       local M = Q:mm(diag(ntk.matrix(d))):mm(Q:T())
       return (M + M:T()) * 0.5

@@ -5,33 +5,17 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "check.h"
 #include "ntk_mpi.h"
+#include "testutil.h"
 
 static ntk_ctx *ctx;
 static int rank, size;
 
 static ntk_net *make_net(const size_t *sizes, size_t depth, uint64_t seed)
 {
-    ntk_act acts[8] = {NTK_ACT_TANH, NTK_ACT_GELU, NTK_ACT_RELU, NTK_ACT_TANH};
-    ntk_mlp_spec spec;
-    ntk_mlp_spec_init(&spec);
-    spec.depth = depth;
-    spec.sizes = sizes;
-    spec.acts = acts;
-    spec.seed = seed;
-    ntk_net *net = NULL;
-    CHECK_STATUS(ntk_mlp_create(ctx, &spec, &net), NTK_OK);
-    return net;
-}
-
-static double *randn(size_t n, uint64_t seed)
-{
-    double *p = malloc((n ? n : 1) * sizeof *p);
-    ntk_rng r;
-    ntk_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) p[i] = ntk_rng_normal(&r);
-    return p;
+    static const ntk_act acts[8] = {NTK_ACT_TANH, NTK_ACT_GELU, NTK_ACT_RELU, NTK_ACT_TANH};
+    return mlp_acts(ctx, sizes, depth, acts, NTK_PARAM_NTK, NTK_DEFAULT_WEIGHT_STD,
+                    NTK_DEFAULT_BIAS_STD, seed);
 }
 
 /* Global (row-major) view of d gathered to every rank. */
