@@ -244,6 +244,17 @@ local signatures = {
       {{sizes = {2 ^ 31 - 1, 2 ^ 31 - 1, 2 ^ 31 - 1}}, "2^62 parameters", "too many parameters"},
     }),
   }}},
+  ["ntk.args"] = {call = fn "args", args = {
+    {valid = {n = 1, lr = 0.5, widths = {8, 16}, out = "."},
+     bad = append(append({{nil, "nil"}}, foreign_but("table")), {
+       {{n = print}, "a function default", "defaults must map"},
+       {{w = {1, "x"}}, "a mixed list default", "defaults must map"}})},
+    {valid = "n=2", optional = true, bad = {
+      {true, "a boolean", "unknown argument 'true'", true},
+      {"bogus=1", "an unknown key", "unknown argument 'bogus=1' %(expected key=value", true},
+      {"n=2.5", "a fractional integer", "n must be an integer, got '2.5'", true},
+      {"widths=8,,16", "an empty list entry", "widths must be a comma%-separated list", true}}},
+  }},
   ["ntk.vector"] = {call = fn "vector", args = {{
     valid = {1, 2},
     bad = append(append({{nil, "nil"}, {1, "a number"}}, foreign_but("table")), {
