@@ -461,6 +461,14 @@ return function(ntk, core)
   -- Every series' points (s.pts) through the axes, clipped to the plotting
   -- area; markers on each point when opts.markers says so, or by default
   -- when a series has at most `few` points.
+  -- A footnote counting what a log scale could not show.
+  local function dropped_note(f, count, noun)
+    if count > 0 then
+      f:text(4, f.h - 4, fmt("%d non-positive %s%s not shown", count, noun, count == 1 and "" or "s"),
+             'class="note" fill="#888" font-size="10"')
+    end
+  end
+
   local function draw_series(f, list, xa, ya, markers_opt, few)
     clip_open(f)
     for _, s in ipairs(list) do
@@ -534,10 +542,7 @@ return function(ntk, core)
     draw_series(f, list, xa, ya, o.markers, 60)
     local nd = 0
     for _, d in ipairs(dropped) do nd = nd + d end
-    if nd > 0 then
-      f:text(4, f.h - 4, fmt("%d non-positive value%s not shown", nd, nd == 1 and "" or "s"),
-             'class="note" fill="#888" font-size="10"')
-    end
+    dropped_note(f, nd, "value")
     -- a descending spectrum leaves its lower left corner empty
     f:legend(entries, type(o.legend) == "string" and o.legend or "bottomleft")
     local ok, err = f:write(path, o.title or "eigenvalue spectrum")
@@ -649,10 +654,7 @@ return function(ntk, core)
       f:add("</g>")
     end
     f:add("</g>")
-    if dropped > 0 then
-      f:text(4, f.h - 4, fmt("%d non-positive value%s not shown", dropped, dropped == 1 and "" or "s"),
-             'class="note" fill="#888" font-size="10"')
-    end
+    dropped_note(f, dropped, "value")
     f:legend(entries, type(o.legend) == "string" and o.legend or "topright", "box")
     local ok, err = f:write(path, o.title or "histogram")
     if not ok then return nil, err end
@@ -739,10 +741,7 @@ return function(ntk, core)
     local ya = logy and log_axis(ylo, yhi, f.y0, f.y1, true) or linear_axis(ylo, yhi, f.y0, f.y1, true)
     f:axes(xa, ya, o)
     draw_series(f, list, xa, ya, o.markers, 30)
-    if dropped > 0 then
-      f:text(4, f.h - 4, fmt("%d non-positive point%s not shown", dropped, dropped == 1 and "" or "s"),
-             'class="note" fill="#888" font-size="10"')
-    end
+    dropped_note(f, dropped, "point")
     f:legend(entries, type(o.legend) == "string" and o.legend or "topright")
     local ok, err = f:write(path, o.title or "lines")
     if not ok then return nil, err end
